@@ -1,0 +1,36 @@
+# Two commands set everything up: `make demo` and `make test`. Each creates .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PUL := $(VENV)/bin/pul
+WORK ?= work/demo
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-all lint bench clean help
+
+help:
+	@echo "make demo   run the PUL demo pipeline on the bundled data (work dir: $(WORK))"
+	@echo "make test   run the test suite (what CI runs)"
+	@echo "make lint   ruff"
+	@echo "make bench  run the benchmarks under bench/"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PUL) demo --work $(WORK)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) bench/shards_read.py
+
+clean:
+	rm -rf $(VENV) work

@@ -1,0 +1,84 @@
+"""The `pul` command line: one program, a subcommand per job, `--help` at every level.
+
+Bad input (a missing path, a corrupt shard, an impossible config) ends in one line on
+stderr and exit status 2; set PUL_DEBUG=1 to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from jobs import cli_config, cli_shards, demo
+from jobs.config import ConfigError
+from shards.errors import ShardError
+
+USER_ERRORS = (ShardError, ConfigError)
+
+DESCRIPTION = """\
+Train visual object trackers from unlabeled video (Progressive Unsupervised Learning).
+
+Typical session:
+  pul synth --out work/synth                 make labeled synthetic videos
+  pul shards pack work/synth --out work/clips   pack videos into clip shards
+  pul shards verify work/clips               check every shard and sample
+  pul demo                                   all of the above on the bundled data
+
+Configs: every job reads a typed config; pass `--config FILE` (a YAML preset from
+configs/) and `key.sub=value` overrides; `pul config show JOB` lists every field.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pul", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    cli_shards.add_commands(commands)
+    cli_config.add_commands(commands)
+    demo.add_command(commands)
+    return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Like parse_args, but positionals (paths, key=value) may follow the options too."""
+    args, extra = parser.parse_known_args(argv)
+    positional = next((name for name in ("items", "overrides") if hasattr(args, name)), None)
+    if extra and (positional is None or any(item.startswith("-") for item in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        setattr(args, positional, [*(getattr(args, positional) or []), *extra])
+    return args
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parse_args(parser, argv)
+    setup_logging(args.verbose)
+    try:
+        return int(args.run(args) or 0)
+    except USER_ERRORS as err:
+        if os.environ.get("PUL_DEBUG"):
+            raise
+        message = " ".join(str(err).split())
+        print(f"pul: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pul: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""`pul config show|resolve`: what every field of a job's config means, and its final values."""
+
+from __future__ import annotations
+
+import argparse
+
+from jobs.cli_args import OVERRIDES_HELP, HelpFormatter
+from jobs.config import describe, dump_yaml, load_config
+from shards.pack_config import PackConfig
+from shards.synth import SynthConfig
+
+CONFIGS: dict[str, type] = {"pack": PackConfig, "synth": SynthConfig}
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    config = commands.add_parser(
+        "config",
+        formatter_class=HelpFormatter,
+        help="explain and resolve configs",
+        description="Every job reads a typed config: defaults <- a YAML preset (--config) <- "
+        "key.sub=value overrides. A wrong key or type is refused with the reason.",
+    )
+    sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    show = sub.add_parser("show", help="list every field of a job's config with its meaning")
+    show.add_argument("job", choices=sorted(CONFIGS))
+    show.set_defaults(run=_run_show)
+    resolve = sub.add_parser("resolve", help="print the config a job would run with, as YAML")
+    resolve.add_argument("job", choices=sorted(CONFIGS))
+    resolve.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
+    resolve.add_argument("--config", metavar="FILE", help="YAML preset")
+    resolve.add_argument("--section", help="section of --config (default: the job's name)")
+    resolve.set_defaults(run=_run_resolve)
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    for line in describe(CONFIGS[args.job]):
+        print(line)
+    return 0
+
+
+def _run_resolve(args: argparse.Namespace) -> int:
+    cfg = load_config(CONFIGS[args.job], args.config, args.section or args.job, args.overrides)
+    print(dump_yaml(cfg), end="")
+    return 0

@@ -1,0 +1,35 @@
+"""Connecting a job to Ray: the cluster a launcher named, or an embedded local one."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+log = logging.getLogger(__name__)
+
+
+def connect_ray(num_cpus: int | None = None) -> None:
+    """Join the cluster in RAY_ADDRESS (set by `pul submit` on Slurm), else start a local one.
+
+    A local cluster uses this machine's CPUs unless `num_cpus` says otherwise. Calling it
+    again in the same process reuses the connection.
+    """
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        log.info("joining the Ray cluster at %s", address)
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+    else:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            configure_logging=False,
+        )
+
+
+def cluster_cpus() -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))

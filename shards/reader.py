@@ -1,0 +1,150 @@
+"""Streaming clips out of shards for training and evaluation.
+
+Frames stay JPEG bytes until a consumer asks for one (`Clip.frame(i)`): a training stage
+that samples two frames of a 32-frame clip decodes two. Damaged data never crashes a run:
+a tar that cannot be read, a sample without valid metadata, or a frame whose bytes fail
+their CRC-32 is skipped, counted in `SkipCounter` and logged.
+
+For DDP, `resampled=True` draws shards at random (a different stream per rank and worker,
+seeded) and `epoch_samples` fixes how many samples each rank sees, so every rank runs the
+same number of steps. With `resampled=False` the shard list is split explicitly across
+ranks (nodes) and DataLoader workers, for one exact pass (evaluation, verification).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import webdataset as wds
+
+from shards.manifest import shard_paths
+
+log = logging.getLogger(__name__)
+
+
+class CorruptSample(Exception):
+    """A sample whose bytes are damaged: it is skipped, never trained on."""
+
+
+@dataclass
+class Clip:
+    """One clip: metadata plus still-encoded frames."""
+
+    key: str
+    meta: dict[str, Any]
+    jpegs: list[bytes]
+
+    def __len__(self) -> int:
+        return len(self.jpegs)
+
+    def frame(self, i: int) -> np.ndarray:
+        """Decode frame i (BGR uint8), checking it against the CRC-32 stored at packing."""
+        data = self.jpegs[i]
+        if zlib.crc32(data) != self.meta["crc32"][i]:
+            raise CorruptSample(f"{self.key}: frame {i} fails its checksum")
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise CorruptSample(f"{self.key}: frame {i} does not decode")
+        return image
+
+    def gt(self, i: int) -> list[float] | None:
+        """Ground-truth box of frame i (labeled sources only; the PUL stages never read it)."""
+        boxes = self.meta.get("gt")
+        return None if boxes is None else boxes[i]
+
+
+@dataclass
+class SkipCounter:
+    """How many samples this process skipped, by reason. Logged as it grows."""
+
+    counts: Counter = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def skip(self, reason: str, detail: str) -> None:
+        self.counts[reason] += 1
+        log.warning(
+            "skipped a damaged sample (%s, %d skipped so far): %s", reason, self.total, detail
+        )
+
+    def tar_error(self, err: Exception) -> bool:
+        """webdataset handler: count the damaged tar and keep reading the next one."""
+        self.skip("unreadable tar", f"{type(err).__name__}: {err}")
+        return True
+
+
+def to_clip(sample: dict[str, Any]) -> Clip:
+    """A raw webdataset sample -> Clip; CorruptSample if its metadata is unusable."""
+    key = sample.get("__key__", "?")
+    try:
+        meta = json.loads(sample["json"])
+        names = [f"{i:04d}.jpg" for i in range(len(meta["frames"]))]
+        jpegs = [sample[name] for name in names]
+        if len(meta["crc32"]) != len(jpegs):
+            raise ValueError("frame and checksum counts differ")
+    except (KeyError, ValueError, TypeError) as err:
+        raise CorruptSample(f"{key}: bad sample ({type(err).__name__}: {err})") from None
+    return Clip(key, meta, jpegs)
+
+
+def resolve_urls(source: str | Path | Iterable[str | Path]) -> list[str]:
+    """A shard folder (read through its manifest), a single tar, or a list of tars."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        return [str(p) for p in shard_paths(path)] if path.is_dir() else [str(path)]
+    return [str(p) for p in source]
+
+
+def clip_stream(
+    source: str | Path | Iterable[str | Path],
+    *,
+    resampled: bool = False,
+    epoch_samples: int | None = None,
+    shuffle: int = 0,
+    seed: int = 0,
+    transform: Callable[[Clip], Any] | None = None,
+    skips: SkipCounter | None = None,
+) -> wds.DataPipeline:
+    """An iterable of Clips (or of `transform(clip)`), ready for a torch DataLoader.
+
+    `transform` runs inside the pipeline so that a CorruptSample it raises while decoding
+    a frame skips the sample instead of failing the step.
+    """
+    urls = resolve_urls(source)
+    skips = skips if skips is not None else SkipCounter()
+    if resampled:
+        stages: list[Any] = [wds.ResampledShards(urls, seed=seed, deterministic=True)]
+    else:
+        stages = [wds.SimpleShardList(urls), wds.split_by_node, wds.split_by_worker]
+    stages.append(wds.tarfile_to_samples(handler=skips.tar_error))
+    if shuffle:
+        stages.append(wds.shuffle(shuffle, seed=seed))
+    stages.append(_decode_stage(transform, skips))
+    pipeline = wds.DataPipeline(*stages)
+    pipeline.skips = skips
+    if epoch_samples is not None:
+        pipeline = pipeline.with_epoch(epoch_samples)
+    return pipeline
+
+
+def _decode_stage(transform: Callable[[Clip], Any] | None, skips: SkipCounter):
+    def run(samples: Iterable[dict[str, Any]]) -> Iterator[Any]:
+        for sample in samples:
+            try:
+                clip = to_clip(sample)
+                yield transform(clip) if transform else clip
+            except CorruptSample as err:
+                skips.skip("corrupt sample", str(err))
+
+    return run
