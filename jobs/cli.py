@@ -12,11 +12,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from jobs import cli_config, cli_shards, demo
+from jobs import cli_config, cli_eval, cli_models, cli_shards, cli_train, demo
 from jobs.config import ConfigError
+from jobs.errors import JobError
+from jobs.tracking import TrackingError
+from jobs.train.runner import TrainingError
 from shards.errors import ShardError
 
-USER_ERRORS = (ShardError, ConfigError)
+USER_ERRORS = (ShardError, ConfigError, JobError, TrackingError, TrainingError)
 
 DESCRIPTION = """\
 Train visual object trackers from unlabeled video (Progressive Unsupervised Learning).
@@ -39,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     cli_shards.add_commands(commands)
+    cli_train.add_commands(commands)
+    cli_eval.add_command(commands)
+    cli_models.add_commands(commands)
     cli_config.add_commands(commands)
     demo.add_command(commands)
     return parser

@@ -6,10 +6,15 @@ import argparse
 
 from jobs.cli_args import OVERRIDES_HELP, HelpFormatter
 from jobs.config import describe, dump_yaml, load_config
+from jobs.train.supervised import SupervisedConfig
 from shards.pack_config import PackConfig
 from shards.synth import SynthConfig
 
-CONFIGS: dict[str, type] = {"pack": PackConfig, "synth": SynthConfig}
+CONFIGS: dict[str, type] = {
+    "pack": PackConfig,
+    "synth": SynthConfig,
+    "supervised": SupervisedConfig,
+}
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

@@ -53,7 +53,7 @@ def _add_pack(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder of the shard set")
     p.add_argument(
         "--format",
-        choices=["auto", "video", "got10k", "vid", "lasot", "otb"],
+        choices=["auto", "video", "got10k", "vid", "lasot", "otb", "vot"],
         help="layout of the sources (default: the config's, auto)",
     )
     p.add_argument("--workers", type=int, help="videos at once: 0 all Ray CPUs, 1 no Ray")

@@ -23,9 +23,10 @@ def connect_ray(num_cpus: int | None = None) -> None:
         log.info("joining the Ray cluster at %s", address)
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
     else:
+        # The dashboard stays on: without it Ray Train's placement-group cleaner floods the
+        # log with state-API errors.
         ray.init(
             num_cpus=num_cpus,
-            include_dashboard=False,
             logging_level=logging.WARNING,
             configure_logging=False,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Layout = Literal["auto", "video", "got10k", "vid", "lasot", "otb"]
+Layout = Literal["auto", "video", "got10k", "vid", "lasot", "otb", "vot"]
 
 
 @dataclass
@@ -13,7 +13,7 @@ class PackConfig:
     sources: list[str] = field(default_factory=list)
     """Video files or dataset folders to pack (the SRC arguments of `pul shards pack`)."""
     format: Layout = "auto"
-    """Layout of the sources: a video file, or a GOT-10k, ILSVRC VID, LaSOT or OTB folder."""
+    """Layout of the sources: a video file, or a GOT-10k, ILSVRC VID, LaSOT, OTB or VOT folder."""
     split_cuts: bool = True
     """Split video files at hard cuts, so that no clip spans two shots."""
     clip_len: int = 32

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import webdataset as wds
 
+from shards.errors import ShardError
 from shards.manifest import shard_paths
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,16 @@ class Clip:
 
 @dataclass
 class SkipCounter:
-    """How many samples this process skipped, by reason. Logged as it grows."""
+    """How many samples this process skipped, by reason. Logged as it grows.
+
+    Damage is skipped one sample at a time, but a stream that yields nothing but damage
+    (every shard missing or unreadable) would spin forever: after `max_in_a_row`
+    consecutive skips it stops with a ShardError instead.
+    """
 
     counts: Counter = field(default_factory=Counter)
+    max_in_a_row: int = 200
+    in_a_row: int = 0
 
     @property
     def total(self) -> int:
@@ -74,6 +82,9 @@ class SkipCounter:
 
     def skip(self, reason: str, detail: str) -> None:
         self.counts[reason] += 1
+        self.in_a_row += 1
+        if self.in_a_row >= self.max_in_a_row:
+            raise ShardError(f"{self.in_a_row} damaged samples in a row, last: {detail}")
         log.warning(
             "skipped a damaged sample (%s, %d skipped so far): %s", reason, self.total, detail
         )
@@ -102,8 +113,11 @@ def resolve_urls(source: str | Path | Iterable[str | Path]) -> list[str]:
     """A shard folder (read through its manifest), a single tar, or a list of tars."""
     if isinstance(source, (str, Path)):
         path = Path(source)
-        return [str(p) for p in shard_paths(path)] if path.is_dir() else [str(path)]
-    return [str(p) for p in source]
+        paths = shard_paths(path) if path.is_dir() else [path]
+    else:
+        paths = [Path(p) for p in source]
+    # absolute: the stream may be read by a Ray worker whose working folder is elsewhere
+    return [str(p.resolve()) for p in paths]
 
 
 def clip_stream(
@@ -143,7 +157,10 @@ def _decode_stage(transform: Callable[[Clip], Any] | None, skips: SkipCounter):
         for sample in samples:
             try:
                 clip = to_clip(sample)
-                yield transform(clip) if transform else clip
+                item = transform(clip) if transform else clip
+                skips.in_a_row = 0
+                if item is not None:  # a transform returns None to drop a clip it cannot use
+                    yield item
             except CorruptSample as err:
                 skips.skip("corrupt sample", str(err))
 

@@ -13,15 +13,17 @@ from shards.errors import ShardError
 from shards.readers.detect import detect_layout
 from shards.readers.frame_folders import read_got10k, read_lasot, read_otb, read_vid
 from shards.readers.video_file import read_video
+from shards.readers.vot import read_vot
 from shards.source import VideoRef, key_part
 
-FORMATS = ("auto", "video", "got10k", "vid", "lasot", "otb")
+FORMATS = ("auto", "video", "got10k", "vid", "lasot", "otb", "vot")
 
 _FOLDER_READERS: dict[str, Callable[[Path], list[VideoRef]]] = {
     "got10k": read_got10k,
     "vid": read_vid,
     "lasot": read_lasot,
     "otb": read_otb,
+    "vot": read_vot,
 }
 
 

@@ -18,11 +18,13 @@ from shards.readers.frame_folders import (
     is_vid_root,
 )
 from shards.readers.video_file import VIDEO_EXTENSIONS
+from shards.readers.vot import is_vot_root
 
 LOOKED_FOR = (
     "ILSVRC VID (Data/VID/<split>/.../<video>/*.JPEG), "
     "OTB (<seq>/img/ + groundtruth_rect.txt, or source.txt), "
     "LaSOT ([<class>/]<seq>/img/ + groundtruth.txt), "
+    "VOT (<seq>/color/ or polygon groundtruth.txt), "
     "GOT-10k (list.txt, or <seq>/*.jpg + groundtruth.txt)"
 )
 
@@ -71,5 +73,6 @@ _FOLDER_LAYOUTS: tuple[tuple[str, Callable[[Path], bool]], ...] = (
     ("vid", is_vid_root),
     ("otb", _is_otb),
     ("lasot", _is_lasot),
+    ("vot", is_vot_root),  # before GOT-10k: a VOT root has a list.txt too
     ("got10k", _is_got10k),
 )

@@ -6,6 +6,7 @@ import pytest
 
 import shards.reader as reader
 from jobs.pack import pack
+from shards.errors import ShardError
 from shards.manifest import read_manifest
 from shards.pack_config import PackConfig
 from shards.reader import SkipCounter, clip_stream
@@ -99,3 +100,10 @@ def test_a_truncated_shard_is_skipped_not_fatal(tmp_path):
     assert stream.skips.total >= 1
     assert len(keys) >= sum(s.samples for s in shards[1:])  # the other shards still read
     assert len(keys) < 8
+
+
+def test_a_stream_of_nothing_but_damage_stops_with_an_error(clip_set, tmp_path):
+    missing = [tmp_path / "gone-0.tar", tmp_path / "gone-1.tar"]
+    stream = clip_stream(missing, resampled=True, skips=SkipCounter(max_in_a_row=50))
+    with pytest.raises(ShardError, match="50 damaged samples in a row"):
+        next(iter(stream))

@@ -1,0 +1,140 @@
+"""The evaluation job: run trackers over a labeled benchmark, score them, plot them.
+
+Sequences are tracked in parallel as Ray tasks (one CPU each) or in this process
+(`workers=1`, also the way to use a GPU). Results are written in the OTB text format, one
+file per sequence, so any other project's published raw results can be scored beside
+ours on the same plots and tables (`results_dirs`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+from tqdm import tqdm
+
+from jobs.errors import JobError
+from jobs.report import score_results, write_report
+from jobs.results import write_results
+from jobs.runtime import connect_ray
+from pul.baselines import StillTracker
+from pul.metrics import BenchmarkScore, as_boxes
+from pul.models.resnet22 import CIResNet22
+from pul.tracker import SiamFCTracker, TrackerConfig, siamdw_config
+from pul.weights import load_weights
+from shards.readers import read_sources
+from shards.source import VideoRef, iter_frames
+
+log = logging.getLogger(__name__)
+STILL = "still"
+"""Tracker name of the centre prior: the first box, never moved."""
+
+
+@dataclass
+class EvalRequest:
+    benchmark: str
+    """Layout of the benchmark root: otb, got10k, lasot or vot."""
+    root: str
+    """The benchmark folder."""
+    out: str
+    """Where results/, metrics.json, table.md and the plots go."""
+    models: dict[str, str] = field(default_factory=dict)
+    """Tracker name -> model weights file to evaluate."""
+    baselines: list[str] = field(default_factory=list)
+    """Reference trackers to run too: 'still' (the centre prior)."""
+    results_dirs: list[str] = field(default_factory=list)
+    """Folders of saved results (<dir>/<tracker>/<seq>.txt) of other trackers to score."""
+    sequences: list[str] = field(default_factory=list)
+    """Only these sequences (default: all)."""
+    workers: int = 0
+    """Sequences tracked at once: 0 one Ray task per CPU, 1 in this process."""
+    device: str = "cpu"
+    """Torch device for in-process tracking (cuda needs workers=1)."""
+
+
+def evaluate(req: EvalRequest) -> dict[str, BenchmarkScore]:
+    refs = benchmark_sequences(req.benchmark, req.root, req.sequences)
+    gt = {ref.name: as_boxes(ref.gt) for ref in refs}
+    results = Path(req.out) / "results"
+    trackers = {name: ("model", path) for name, path in req.models.items()}
+    trackers.update({name: ("baseline", name) for name in req.baselines})
+    for name, spec in trackers.items():
+        _run_tracker(name, spec, refs, results, req)
+    scores = score_results(results, gt, list(trackers)) if trackers else {}
+    for folder in req.results_dirs:
+        if not Path(folder).is_dir():
+            raise JobError(f"no such results folder: {folder}")
+        scores.update(score_results(folder, gt))
+    if not scores:
+        raise JobError("nothing to evaluate: give --model, --baseline or --results")
+    write_report(scores, Path(req.out), req.benchmark, got10k=req.benchmark == "got10k")
+    return scores
+
+
+def benchmark_sequences(benchmark: str, root: str, names: list[str]) -> list[VideoRef]:
+    if not Path(root).exists():
+        raise JobError(f"benchmark root not found: {root}")
+    refs = [ref for ref in read_sources([root], benchmark, split_cuts=False) if ref.gt]
+    if not refs:
+        raise JobError(f"{root} holds no sequence with ground truth")
+    if names:
+        known = {ref.name for ref in refs}
+        missing = sorted(set(names) - known)
+        if missing:
+            raise JobError(f"no sequence {', '.join(missing)} in {root}")
+        refs = [ref for ref in refs if ref.name in names]
+    return refs
+
+
+def _run_tracker(name: str, spec: tuple[str, str], refs, results: Path, req: EvalRequest) -> None:
+    if spec[0] == "model" and not Path(spec[1]).is_file():
+        raise JobError(f"model file not found: {spec[1]}")
+    with tqdm(total=len(refs), desc=f"track {name}", unit="seq") as bar:
+        if req.workers == 1:
+            for ref in refs:
+                boxes, seconds = track_sequence(spec, ref, req.device, threads=None)
+                write_results(results, name, ref.name, boxes, seconds)
+                bar.update()
+            return
+        connect_ray()
+        remote = ray.remote(num_cpus=1)(track_sequence)
+        # one thread per task: the tasks themselves fill the CPUs
+        pending = {remote.remote(spec, ref, "cpu", threads=1): ref for ref in refs}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            ref = pending.pop(ready[0])
+            boxes, seconds = ray.get(ready[0])
+            write_results(results, name, ref.name, boxes, seconds)
+            bar.update()
+
+
+def make_tracker(spec: tuple[str, str], device: str):
+    kind, value = spec
+    if kind == "baseline":
+        if value != STILL:
+            raise JobError(f"unknown baseline {value!r}: expected {STILL!r}")
+        return StillTracker()
+    try:
+        net = load_weights(value, device)
+    except ValueError as err:  # not a model file, or one that would run code: refused
+        raise JobError(str(err)) from None
+    # SiamDW trackers use their own tuned hyperparameters (METHOD.md)
+    cfg = siamdw_config() if isinstance(net.backbone, CIResNet22) else TrackerConfig()
+    return SiamFCTracker(net, cfg, device)
+
+
+def track_sequence(spec: tuple[str, str], ref: VideoRef, device: str, threads: int | None):
+    """Boxes (Nx4) and seconds per frame of one tracker on one sequence."""
+    if threads:
+        torch.set_num_threads(threads)
+    tracker = make_tracker(spec, device)
+    first = ref.gt[0]
+    if first is None:
+        raise JobError(f"sequence {ref.name} has no box in its first frame to start from")
+    frames = (frame for _, frame in iter_frames(ref))
+    boxes, seconds = tracker.track(frames, np.asarray(first, dtype=np.float64))
+    return boxes, np.asarray(seconds)

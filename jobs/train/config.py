@@ -1,0 +1,59 @@
+"""How a training stage runs: steps, optimiser, schedule, workers, checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    """Optimiser steps (each worker takes the same number)."""
+    batch_size: int = 8
+    """Pairs per step per worker (the global batch is workers x batch_size)."""
+    lr: float = 1e-2
+    """Learning rate at step 0 (SiamFC: 1e-2)."""
+    lr_end: float = 1e-5
+    """Learning rate at the last step; the schedule decays geometrically in between (SiamFC)."""
+    warmup_steps: int = 0
+    """Linear warm-up steps before the geometric decay."""
+    momentum: float = 0.9
+    """SGD momentum."""
+    weight_decay: float = 5e-4
+    """SGD weight decay."""
+    workers: int = 2
+    """Ray Train workers (DDP ranks): CPU processes here, one per GPU on a cluster."""
+    cpus_per_worker: float = 1.0
+    """CPUs Ray reserves per worker; fractions let several workers share a CPU."""
+    use_gpu: bool = False
+    """One GPU per worker, NCCL instead of gloo."""
+    loader_workers: int = 0
+    """DataLoader processes per worker decoding and cropping (0: in the training process)."""
+    checkpoint_every: int = 200
+    """Steps between checkpoints (and the last step always)."""
+    log_every: int = 20
+    """Steps between metric logs to MLflow (rank 0)."""
+    max_failures: int = 3
+    """Worker failures Ray Train recovers from (restarting from the last checkpoint)."""
+    seed: int = 0
+    """Seeds the model init and each rank's data stream."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "workers", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 < self.lr_end <= self.lr:
+            raise ValueError(f"need 0 < lr_end <= lr, got lr={self.lr}, lr_end={self.lr_end}")
+        if self.cpus_per_worker <= 0:
+            raise ValueError(f"cpus_per_worker must be positive, got {self.cpus_per_worker}")
+        if self.loader_workers < 0 or self.max_failures < -1 or self.warmup_steps < 0:
+            raise ValueError("loader_workers and warmup_steps must be >= 0, max_failures >= -1")
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then geometric decay from lr to lr_end over the remaining steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - 1 - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.lr * (cfg.lr_end / cfg.lr) ** progress

@@ -1,0 +1,77 @@
+"""A training job end to end: run folder, MLflow run, Ray Train fit, model, pictures.
+
+The run folder holds everything a rerun needs to continue: the resolved config (a rerun
+with a different one is refused), the MLflow run id (the rerun logs into the same run) and
+Ray Train's checkpoints (the rerun resumes from the latest).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from jobs.config import dump_yaml, save_config, to_dict
+from jobs.errors import JobError
+from jobs.tracking import code_version, log_params, open_run, resolve_uri
+from jobs.train.pictures import response_picture
+from jobs.train.runner import fit
+from jobs.train.supervised import MODEL_FILE, SupervisedConfig, SupervisedStage
+from shards.manifest import read_manifest
+
+log = logging.getLogger(__name__)
+CONFIG_FILE = "config.yaml"
+DONE_FILE = "DONE"
+
+
+def train_supervised(cfg: SupervisedConfig, run_dir: str | Path) -> Path:
+    """Train the supervised baseline into `run_dir`; returns the model file."""
+    if not cfg.data:
+        raise JobError("no training data: set data=DIR (a clip-shard folder)")
+    # absolute, because Ray workers run in folders of their own
+    cfg = dataclasses.replace(cfg, data=str(Path(cfg.data).resolve()))
+    return run_stage("supervised", SupervisedStage(cfg), cfg, cfg.data, Path(run_dir))
+
+
+def run_stage(name: str, stage: Any, cfg: Any, data: str, run_dir: Path) -> Path:
+    manifest = read_manifest(data)  # refuses a missing or unfinished shard set up front
+    _claim_run_dir(run_dir, cfg)
+    if (run_dir / DONE_FILE).exists():
+        log.info("%s already finished; its model is %s", run_dir, run_dir / MODEL_FILE)
+        return run_dir / MODEL_FILE
+    uri = resolve_uri(cfg.tracking_uri, run_dir.parent)
+    tags = {
+        "pul.stage": name,
+        "pul.data_lineage": manifest.lineage,
+        "pul.code_version": code_version(),
+    }
+    client, run_id = open_run(uri, cfg.experiment, run_dir, f"{name}-{run_dir.name}", tags)
+    log_params(client, run_id, to_dict(cfg))
+    client.log_artifact(run_id, str(run_dir / CONFIG_FILE))
+    try:
+        checkpoint = fit(stage, cfg.train, run_dir, {"tracking_uri": uri, "run_id": run_id})
+        model_file = run_dir / MODEL_FILE
+        shutil.copyfile(checkpoint / MODEL_FILE, model_file)
+        client.log_artifact(run_id, str(model_file))
+        picture = response_picture(model_file, data, run_dir / "responses.png", cfg.pairs)
+        client.log_artifact(run_id, str(picture))
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id)
+    (run_dir / DONE_FILE).write_text(run_id)
+    log.info("model: %s (MLflow run %s at %s)", model_file, run_id, uri)
+    return model_file
+
+
+def _claim_run_dir(run_dir: Path, cfg: Any) -> None:
+    """A run folder belongs to one config: rerunning it resumes, another config is refused."""
+    saved = run_dir / CONFIG_FILE
+    if saved.exists() and saved.read_text() != dump_yaml(cfg):
+        raise JobError(
+            f"{run_dir} holds a run with a different config; choose another --run-dir "
+            f"(or compare with {saved})"
+        )
+    save_config(cfg, saved)

@@ -1,0 +1,55 @@
+"""A picture of what a model has learned: response maps on a few labeled pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from jobs.train.pair_stream import PairSampler  # noqa: E402
+from pul.crops import to_tensor  # noqa: E402
+from pul.pairs import PairConfig  # noqa: E402
+from pul.weights import load_weights  # noqa: E402
+from shards.reader import clip_stream  # noqa: E402
+
+
+def response_picture(
+    model_file: Path, data: str, out: Path, cfg: PairConfig, pairs: int = 4
+) -> Path:
+    """Template, search crop (true target marked) and response map for the first pairs."""
+    model = load_weights(model_file, "cpu")
+    sampler = PairSampler(cfg, seed=0)
+    samples = []
+    for item in clip_stream(data, transform=sampler):
+        samples.append(item)
+        if len(samples) == pairs:
+            break
+    fig, axes = plt.subplots(len(samples), 3, figsize=(7.5, 2.5 * len(samples)), squeeze=False)
+    for row, sample in zip(axes, samples, strict=True):
+        z = sample["z"].permute(1, 2, 0).numpy()
+        x = sample["x"].permute(1, 2, 0).numpy()
+        with torch.inference_mode():
+            response = model(to_tensor(z), to_tensor(x))[0, 0].sigmoid().numpy()
+        target = sample["offset"].numpy() + cfg.instance / 2
+        row[0].imshow(z[..., ::-1])
+        row[0].set_title("template")
+        row[1].imshow(x[..., ::-1])
+        row[1].plot(*target, "g+", markersize=14, mew=2)
+        row[1].set_title("search (+ target)")
+        shown = row[2].imshow(response, cmap="viridis", vmin=0, vmax=1)
+        peak = np.unravel_index(response.argmax(), response.shape)
+        row[2].plot(peak[1], peak[0], "r.", markersize=8)
+        row[2].set_title(f"response (max {response.max():.2f})")
+        fig.colorbar(shown, ax=row[2], fraction=0.046)
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out

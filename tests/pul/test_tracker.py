@@ -1,0 +1,143 @@
+"""The SiamFC tracker follows a textured square through synthetic frames, untrained.
+
+A fixed, randomly initialised AlexNet (width 0.25, seed 0) is enough: the target is a
+high-contrast block texture over fine noise, so its random features stand out, and the
+correlation peak sits where the exemplar's texture is. Checked for seeds 0-11 (all pass).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from pul.models import ModelConfig, build_model
+from pul.tracker import SiamFCTracker, TrackerConfig, siamdw_config
+
+SIDE = 32
+"""Side of the square target in pixels."""
+STEP = (3.0, 2.0)
+"""Its motion per frame (x, y) in pixels."""
+FRAMES = 40
+
+
+def scene(jump_at: int | None = None, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Frames (BGR uint8) of a square moving over noise, and its true (x, y, w, h) boxes.
+
+    jump_at: from this frame on the square is 150 px right of and 50 px above its path,
+    far outside the search region (about 128 px wide around the last position).
+    """
+    rng = np.random.default_rng(seed)
+    background = rng.integers(0, 256, (240, 400, 3), dtype=np.uint8)
+    blocks = rng.integers(0, 2, (SIDE // 4, SIDE // 4, 3), dtype=np.uint8) * 255
+    texture = np.kron(blocks, np.ones((4, 4, 1), np.uint8))
+    frames, boxes = [], []
+    for t in range(FRAMES):
+        x, y = round(40 + STEP[0] * t), round(60 + STEP[1] * t)
+        if jump_at is not None and t >= jump_at:
+            x, y = x + 150, y - 50
+        frame = background.copy()
+        frame[y : y + SIDE, x : x + SIDE] = texture
+        frames.append(frame)
+        boxes.append([x, y, SIDE, SIDE])
+    return frames, np.array(boxes, dtype=np.float64)
+
+
+def centre_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.hypot(*((a[:, :2] + a[:, 2:] / 2) - (b[:, :2] + b[:, 2:] / 2)).T)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lo, hi = np.maximum(a[:, :2], b[:, :2]), np.minimum(a[:, :2] + a[:, 2:], b[:, :2] + b[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    return inter / (np.prod(a[:, 2:], axis=1) + np.prod(b[:, 2:], axis=1) - inter)
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return build_model(ModelConfig(width=0.25))
+
+
+def test_follows_a_moving_square(net):
+    frames, truth = scene()
+    boxes, seconds = SiamFCTracker(net).track(frames, truth[0])
+    assert boxes.shape == (FRAMES, 4) and len(seconds) == FRAMES
+    np.testing.assert_array_equal(boxes[0], truth[0])
+    error = centre_error(boxes, truth)
+    assert error.mean() < 4.0
+    assert iou(boxes, truth)[-1] > 0.6
+    # a box that never moves scores far worse: the test is not satisfied by standing still
+    still = np.repeat(truth[:1], FRAMES, axis=0)
+    assert centre_error(still, truth).mean() > 50.0
+    assert iou(still, truth)[-1] == 0.0
+
+
+def test_loses_a_square_that_jumps_out_of_the_search_region(net):
+    frames, truth = scene(jump_at=20)
+    tracker = SiamFCTracker(net)
+    tracker.init(frames[0], truth[0])
+    boxes, confidence = [truth[0]], [np.nan]
+    for frame in frames[1:]:
+        boxes.append(tracker.update(frame))
+        confidence.append(tracker.confidence)
+    boxes, confidence = np.array(boxes), np.array(confidence)
+    assert centre_error(boxes[:20], truth[:20]).mean() < 4.0
+    assert iou(boxes, truth)[-1] < 0.1
+    assert centre_error(boxes[25:], truth[25:]).min() > 100.0
+    # the response peak says so: lower on background than on the target
+    assert confidence[21:].max() < confidence[1:20].min()
+
+
+def test_all_scales_go_through_the_backbone_in_one_pass(net):
+    frames, truth = scene()
+    batches = []
+    hook = net.backbone.register_forward_hook(lambda m, i, o: batches.append(i[0].shape[0]))
+    try:
+        tracker = SiamFCTracker(net)
+        tracker.init(frames[0], truth[0])
+        box = tracker.update(frames[1])
+    finally:
+        hook.remove()
+    assert batches == [1, 3]  # exemplar once; then 3 scales, one forward pass
+    assert box.shape == (4,) and box.dtype == np.float64
+    assert not net.training
+
+
+def test_tracking_is_deterministic_and_takes_any_iterable(net):
+    frames, truth = scene()
+    a, _ = SiamFCTracker(net).track(frames[:8], truth[0])
+    b, _ = SiamFCTracker(net).track(iter(frames[:8]), iter(truth[0].tolist()))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_size_stays_within_the_saturation_bounds(net):
+    frames, truth = scene()
+    cfg = TrackerConfig(scale_step=1.5, scale_penalty=1.0, scale_lr=1.0, max_scale=1.2)
+    boxes, _ = SiamFCTracker(net, cfg).track(frames[:10], truth[0])
+    assert (boxes[:, 2] <= SIDE * 1.2 + 1e-9).all() and (boxes[:, 2] >= SIDE * 0.2).all()
+
+
+def test_tracker_config_validates_and_has_siamfc_defaults():
+    cfg = TrackerConfig()
+    assert (cfg.exemplar_size, cfg.instance_size, cfg.context) == (127, 255, 0.5)
+    assert (cfg.scale_num, cfg.scale_step, cfg.scale_penalty) == (3, 1.0375, 0.9745)
+    assert (cfg.scale_lr, cfg.response_up, cfg.window_influence) == (0.59, 16, 0.176)
+    assert siamdw_config().scale_step == pytest.approx(1.1897)
+    for bad in ({"scale_num": 2}, {"scale_lr": 1.5}, {"window_influence": -0.1}, {"min_scale": 2}):
+        with pytest.raises(ValueError) as err:
+            dataclasses.replace(cfg, **bad)
+        assert "\n" not in str(err.value)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tracks_like_the_cpu(net):
+    frames, truth = scene()
+    cpu, _ = SiamFCTracker(net, device="cpu").track(frames, truth[0])
+    gpu, _ = SiamFCTracker(net, device="cuda").track(frames, truth[0])
+    net.cpu()
+    assert centre_error(gpu, cpu).max() < 1.0
+    assert centre_error(gpu, truth).mean() < 4.0
