@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from jobs import cli_config, cli_eval, cli_models, cli_shards, cli_train, demo
+from jobs import cli_config, cli_eval, cli_models, cli_shards, cli_track, cli_train, demo
 from jobs.config import ConfigError
 from jobs.errors import JobError
 from jobs.tracking import TrackingError
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_shards.add_commands(commands)
     cli_train.add_commands(commands)
     cli_eval.add_command(commands)
+    cli_track.add_command(commands)
     cli_models.add_commands(commands)
     cli_config.add_commands(commands)
     demo.add_command(commands)

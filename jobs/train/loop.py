@@ -29,7 +29,9 @@ class Stage(Protocol):
 
     def build_model(self) -> torch.nn.Module: ...
 
-    def batches(self, seed: int) -> Iterator[dict[str, torch.Tensor]]: ...
+    def batches(
+        self, start_step: int, model: torch.nn.Module
+    ) -> Iterator[dict[str, torch.Tensor]]: ...
 
     def loss(
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
@@ -53,8 +55,9 @@ def train_loop(config: dict[str, Any]) -> None:
     )
     start = _restore(plain, optimizer)
     device = ray.train.torch.get_device()
-    # A resumed run draws fresh data rather than replaying the stream it already saw.
-    batches = stage.batches(seed=cfg.seed + 7919 * start)
+    # The stage seeds its stream from the start step: a resumed run draws fresh data rather
+    # than replaying what it already saw. Stages that mine hard negatives embed with `model`.
+    batches = stage.batches(start, model)
     logger = MetricLogger(config.get("mlflow"), enabled=rank == 0)
     if start:
         logger.add(start, {"resumed_at_step": start})

@@ -20,6 +20,11 @@ def ground_truth_boxes(clip: Clip) -> list:
     return clip.meta.get("gt") or [None] * len(clip)
 
 
+def stream_seed(seed: int, start_step: int) -> int:
+    """The data seed of a rank's stream, new after every resume, distinct across ranks."""
+    return seed + 7919 * start_step + 104729 * int(os.environ.get("RANK", 0))
+
+
 class PairSampler:
     """Clip -> one random pair of its frames, cropped; None when the clip has no usable pair.
 

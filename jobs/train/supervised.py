@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from jobs.train.config import TrainConfig
-from jobs.train.pair_stream import pair_batches
+from jobs.train.pair_stream import pair_batches, stream_seed
 from pul.losses import balanced_bce
 from pul.models import ModelConfig, SiamNet, build_model
 from pul.pairs import PairConfig
@@ -57,15 +57,11 @@ class SupervisedStage:
         model.projection = None  # no contrastive loss here; DDP rejects unused parameters
         return model
 
-    def batches(self, seed: int) -> Iterator[dict[str, torch.Tensor]]:
+    def batches(self, start_step: int, model: torch.nn.Module) -> Iterator[dict[str, torch.Tensor]]:
         cfg = self.cfg
+        seed = stream_seed(cfg.train.seed, start_step)
         return pair_batches(
-            cfg.data,
-            cfg.pairs,
-            cfg.train.batch_size,
-            seed + int(os.environ.get("RANK", 0)),
-            cfg.train.loader_workers,
-            cfg.shuffle,
+            cfg.data, cfg.pairs, cfg.train.batch_size, seed, cfg.train.loader_workers, cfg.shuffle
         )
 
     def loss(

@@ -1,5 +1,14 @@
-"""Losses on response maps. `bce` here; the noise-robust family joins it (METHOD.md)."""
+"""Losses on response maps: the SiamFC `bce` and the noise-robust family (METHOD.md, Stage 3)."""
 
 from pul.losses.bce import balanced_bce
+from pul.losses.config import LossConfig
+from pul.losses.noise import noise_offsets, sigma_from_cycle_errors
+from pul.losses.nr import response_loss
 
-__all__ = ["balanced_bce"]
+__all__ = [
+    "LossConfig",
+    "balanced_bce",
+    "noise_offsets",
+    "response_loss",
+    "sigma_from_cycle_errors",
+]

@@ -118,3 +118,10 @@ def test_field_docs_and_describe():
 def test_every_pack_field_is_documented():
     docs = field_docs(PackConfig)
     assert set(docs) == {f for f in vars(PackConfig()) if not f.startswith("_")}
+
+
+def test_exponent_without_a_dot_is_a_float():
+    # PyYAML (YAML 1.1) reads 1e-4 as a string; users write it anyway
+    assert from_dict(Inner, apply_overrides({}, ["rate=1e-4"])).rate == 1e-4
+    with pytest.raises(ConfigError, match="rate: expected float, got 'fast'"):
+        from_dict(Inner, {"rate": "fast"})

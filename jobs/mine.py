@@ -1,0 +1,411 @@
+"""The mine job (stage 2): clip shards + a BD model -> pair shards of mined correspondences.
+
+One Ray task per input clip shard: it loads the model once, mines every clip of its shard
+(`pul.mining.mine_clip`) and writes all their pairs into ONE pair shard, atomically, into
+`OUT/.staging/pairs-NNNNNN.tar` (N = the input shard's position in its manifest). A task's
+random draws are seeded by (seed, shard index, clip number), so a shard's bytes depend on
+nothing but its input, the model and the config: a rerun skips the shards already written,
+and a task killed mid-shard and retried by Ray (`max_retries`) rewrites the same bytes, so
+no pair is lost or duplicated. When every shard is written they move into OUT and the
+manifest is written last (kind 'pairs', with mining statistics in `extra`).
+
+A finished folder is reused when rerun with the same inputs and config; one whose shard
+files went missing is completed (the lost shards are mined again, to the same bytes); a
+folder holding another set is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import ray
+import torch
+from tqdm import tqdm
+
+from jobs.config import save_config, to_dict
+from jobs.errors import JobError
+from jobs.runtime import cluster_cpus, connect_ray
+from pul.crops import box_center, context_size, crop_and_resize, search_size
+from pul.mining import MinedPair, MiningConfig, mine_clip
+from pul.models.siamese import SiamNet
+from pul.weights import load_weights
+from shards.manifest import (
+    MANIFEST,
+    Manifest,
+    ShardEntry,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
+from shards.pairs import (
+    SHARD_PATTERN,
+    X_OUT,
+    X_SIDE,
+    Z_OUT,
+    Z_SIDE,
+    PairRecord,
+    box_in_crop,
+    pair_sample,
+    read_records,
+    write_pair_shard,
+)
+from shards.reader import Clip, clip_stream
+
+log = logging.getLogger(__name__)
+
+STAGING = ".staging"
+PLAN = "plan.json"
+CONFIG_FILE = "config.yaml"
+GOOD_PAIR_PX = 8.0
+"""A mined box whose centre is within this many pixels of the ground truth counts as right."""
+GT_MIN_IOU = 0.5
+"""A seed overlapping the hidden target box this much is 'on the target' (measured pairs)."""
+
+
+@dataclass
+class MineJobConfig:
+    data: str = ""
+    """Clip-shard folder to mine (made by `pul shards pack`)."""
+    model: str = ""
+    """Model file whose features track the seeds and whose embeddings rank them (stage 1's
+    BD model; later rounds: a stage-3 tracker)."""
+    mining: MiningConfig = field(default_factory=MiningConfig)
+    """How seeds are proposed, tracked and verified."""
+    workers: int = 0
+    """Shards mined at once: 0 = one Ray task per CPU of the Ray cluster, 1 = in this process,
+    N = at most N Ray tasks."""
+    device: Literal["cpu", "cuda"] = "cpu"
+    """Where the model runs; 'cuda' makes every Ray task reserve gpus_per_task of a GPU.
+    Part of what defines the set: float results differ slightly between devices."""
+    gpus_per_task: float = 0.25
+    """Fraction of a GPU each Ray task reserves with device=cuda (tracking one target at a
+    time leaves a GPU mostly idle, so several tasks share one)."""
+    jpeg_quality: int = 90
+    """JPEG quality (1-100) of the stored crops."""
+    seed: int = 0
+    """Seeds the seed frames and seed boxes (with the shard and clip numbers)."""
+
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ValueError(f"workers must be 0 (auto) or more, got {self.workers}")
+        if not 0.0 < self.gpus_per_task <= 1.0:
+            raise ValueError(f"gpus_per_task must be in (0, 1], got {self.gpus_per_task}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+
+    def content_fields(self) -> dict:
+        """What decides the pair shards' bytes, besides the input data and the model."""
+        skip = {"data", "model", "workers", "gpus_per_task"}
+        return {k: v for k, v in to_dict(self).items() if k not in skip}
+
+
+@dataclass
+class MinePlan:
+    out: Path
+    inputs: list[Path]
+    """The clip shards, in manifest order: pair shard i is mined from inputs[i]."""
+    plan_hash: str
+
+    @property
+    def staging(self) -> Path:
+        return self.out / STAGING
+
+    def staged(self, index: int) -> Path:
+        return self.staging / SHARD_PATTERN.format(index)
+
+    def final(self, index: int) -> Path:
+        return self.out / SHARD_PATTERN.format(index)
+
+    def pending(self) -> list[int]:
+        return [
+            i
+            for i in range(len(self.inputs))
+            if not (self.staged(i).exists() or self.final(i).exists())
+        ]
+
+
+def mine(
+    cfg: MineJobConfig, out: str | Path, command: list[str] | None = None, progress: bool = True
+) -> Manifest:
+    """Mine the clip shards `cfg.data` with the model `cfg.model` into pair shards in `out`."""
+    out = Path(out)
+    source, model = _check_inputs(cfg)
+    model_sha256 = sha256_file(model)
+    digest = plan_hash(source, model_sha256, cfg)
+    plan = MinePlan(out, [Path(cfg.data).resolve() / s.name for s in source.shards], digest)
+    done = _finished_set(plan)
+    if done is not None:
+        log.info("%s already holds this pair set; nothing to do", out)
+        return done
+    _start(plan)
+    pending = plan.pending()
+    if len(pending) < len(plan.inputs):
+        log.info(
+            "resuming: %d of %d shards already mined",
+            len(plan.inputs) - len(pending),
+            len(plan.inputs),
+        )
+    _mine_all(plan, cfg, model, pending, progress)
+    entries, records = _publish(plan)
+    save_config(cfg, out / CONFIG_FILE)
+    extra = {"plan_hash": digest, "source_lineage": source.lineage, "model_sha256": model_sha256}
+    manifest = Manifest(
+        kind="pairs",
+        shards=entries,
+        command=command if command is not None else sys.argv,
+        config=to_dict(cfg),
+        extra={**extra, **summarize(records, clips=source.samples)},
+    )
+    write_manifest(out, manifest)  # last: a folder with a manifest is a finished set
+    shutil.rmtree(plan.staging, ignore_errors=True)
+    return manifest
+
+
+def _check_inputs(cfg: MineJobConfig) -> tuple[Manifest, Path]:
+    """The input clip set's manifest and the model file's absolute path, or a JobError."""
+    if not cfg.data or not cfg.model:
+        raise JobError("mining needs data=DIR (clip shards) and model=FILE (a BD model)")
+    source = read_manifest(Path(cfg.data))  # refuses a missing or unfinished shard set
+    if source.kind != "clips":
+        raise JobError(f"{cfg.data} holds {source.kind!r} shards; mining reads clip shards")
+    model = Path(cfg.model).resolve()  # absolute: Ray workers run in folders of their own
+    if not model.is_file():
+        raise JobError(f"no such model file: {model}")
+    try:
+        load_weights(model)  # a bad model file fails here, in one line, not in every task
+    except ValueError as err:
+        raise JobError(str(err)) from None
+    return source, model
+
+
+def plan_hash(source: Manifest, model_sha256: str, cfg: MineJobConfig) -> str:
+    """What decides the pair shards' bytes: the clips (by lineage), the model, the config."""
+    blob = {"clips": source.lineage, "model": model_sha256, "config": cfg.content_fields()}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def _finished_set(plan: MinePlan) -> Manifest | None:
+    """The finished set in `out` if it is this very one and whole; an error if another."""
+    if not (plan.out / MANIFEST).exists():
+        return None
+    manifest = read_manifest(plan.out)
+    if manifest.extra.get("plan_hash") != plan.plan_hash:
+        made_by = " ".join(manifest.command) or "another job"
+        raise JobError(
+            f"{plan.out} already holds a different shard set (made by: {made_by}); "
+            "choose another --out or delete it"
+        )
+    missing = [
+        s.name
+        for s in manifest.shards
+        if not (plan.out / s.name).is_file() or (plan.out / s.name).stat().st_size != s.bytes
+    ]
+    if not missing:
+        return manifest
+    log.warning(
+        "%s lacks %d of its shards (%s); mining them again",
+        plan.out,
+        len(missing),
+        ", ".join(missing[:3]),
+    )
+    for name in missing:
+        (plan.out / name).unlink(missing_ok=True)
+    # the staging plan first, then drop the manifest: the folder stays recognisably ours
+    _write_plan(plan)
+    (plan.out / MANIFEST).unlink()
+    return None
+
+
+def _start(plan: MinePlan) -> None:
+    """Create or resume the staging of this set in `plan.out`."""
+    plan_file = plan.staging / PLAN
+    if plan_file.exists():
+        if json.loads(plan_file.read_text()).get("plan_hash") != plan.plan_hash:
+            raise JobError(
+                f"{plan.out} holds an interrupted mining of other data, model or settings; "
+                f"delete {plan.staging} or choose another --out"
+            )
+    elif plan.out.exists() and any(p.name != STAGING for p in plan.out.iterdir()):
+        raise JobError(f"{plan.out} is not empty and holds no pair set; choose an empty --out")
+    _write_plan(plan)
+    for leftover in list(plan.staging.glob("*.part")) + list(plan.out.glob("*.part")):
+        leftover.unlink()  # a task killed while writing; its retry or this rerun redoes it
+
+
+def _write_plan(plan: MinePlan) -> None:
+    plan.staging.mkdir(parents=True, exist_ok=True)
+    (plan.staging / PLAN).write_text(json.dumps({"plan_hash": plan.plan_hash}))
+
+
+def _mine_all(
+    plan: MinePlan, cfg: MineJobConfig, model: Path, pending: list[int], progress: bool
+) -> None:
+    with tqdm(total=len(pending), unit="shard", desc="mine", disable=not progress) as bar:
+        if cfg.workers == 1:
+            if cfg.device == "cuda" and not torch.cuda.is_available():
+                raise JobError("device=cuda, but this machine has no CUDA device")
+            for i in pending:
+                mine_shard(plan.inputs[i], i, plan.staged(i), model, cfg)
+                bar.update()
+        else:
+            _mine_on_ray(plan, cfg, model, pending, bar)
+
+
+def _mine_on_ray(
+    plan: MinePlan, cfg: MineJobConfig, model: Path, pending: list[int], bar: tqdm
+) -> None:
+    connect_ray()
+    gpus = cfg.gpus_per_task if cfg.device == "cuda" else 0
+    if gpus and not ray.cluster_resources().get("GPU"):
+        raise JobError("device=cuda, but the Ray cluster has no GPU")
+    in_flight_max = cfg.workers or cluster_cpus()
+    # A task killed mid-shard is retried; its output is atomic and deterministic.
+    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=3)(mine_shard)
+    queue, running = list(pending), {}
+    while queue or running:
+        while queue and len(running) < in_flight_max:
+            i = queue.pop(0)
+            running[remote.remote(plan.inputs[i], i, plan.staged(i), model, cfg)] = i
+        ready, _ = ray.wait(list(running), num_returns=1)
+        running.pop(ready[0])
+        ray.get(ready[0])  # re-raises a task's error; the shards already written stay
+        bar.update()
+
+
+def mine_shard(source: Path, index: int, target: Path, model: Path, cfg: MineJobConfig) -> int:
+    """Mine every clip of one clip shard into one pair shard (atomically); returns its pairs."""
+    net = load_weights(model, cfg.device)
+    counter = iter(range(1 << 62))
+
+    def mine_one(clip: Clip) -> list[dict]:
+        rng = np.random.default_rng([cfg.seed, index, next(counter)])
+        return clip_samples(clip, net, cfg, rng)
+
+    stream = clip_stream([source], transform=mine_one)
+    return write_pair_shard(target, (s for samples in stream for s in samples))
+
+
+def clip_samples(
+    clip: Clip, net: SiamNet, cfg: MineJobConfig, rng: np.random.Generator
+) -> list[dict]:
+    """The pair samples of one clip. Ground truth, when the clip has it, is read only after
+    mining, to measure it (gt_error_px)."""
+    frames = [clip.frame(i) for i in range(len(clip))]
+    samples = []
+    for pair in mine_clip(frames, net, cfg.mining, rng):
+        z, x, z_box, x_box = crop_pair(frames, pair)
+        record = PairRecord(
+            clip=clip.key,
+            seed_index=pair.seed_index,
+            seed_frame=pair.seed_frame,
+            target_frame=pair.target_frame,
+            frames=(clip.meta["frames"][pair.seed_frame], clip.meta["frames"][pair.target_frame]),
+            gap=pair.gap,
+            seed_box=pair.seed_box,
+            box=pair.box,
+            z_box=z_box,
+            x_box=x_box,
+            confidence=pair.confidence,
+            cycle_error=pair.cycle_error,
+            gt_error_px=gt_error(clip, pair),
+        )
+        samples.append(pair_sample(record, z, x, cfg.jpeg_quality))
+    return samples
+
+
+def crop_pair(frames: list[np.ndarray], pair: MinedPair) -> tuple:
+    """(z crop, x crop, seed box in z, mined box in x), with the margins of shards.pairs."""
+    z_centre = box_center(pair.seed_box)
+    z_side = Z_SIDE * context_size(pair.seed_box[2], pair.seed_box[3])
+    z = crop_and_resize(frames[pair.seed_frame], z_centre, z_side, Z_OUT)
+    x_centre = box_center(pair.box)
+    x_side = X_SIDE * search_size(context_size(pair.box[2], pair.box[3]))
+    x = crop_and_resize(frames[pair.target_frame], x_centre, x_side, X_OUT)
+    z_box = box_in_crop(pair.seed_box, z_centre, z_side, Z_OUT)
+    x_box = box_in_crop(pair.box, x_centre, x_side, X_OUT)
+    return z, x, z_box, x_box
+
+
+def gt_error(clip: Clip, pair: MinedPair) -> float | None:
+    """How far (frame pixels) the mined box's centre is from where the seed's centre went,
+    for a seed on the hidden target (IoU >= GT_MIN_IOU with its true box); None otherwise.
+
+    Where the seed's centre went: the true centre at the target frame plus the seed's
+    offset from the true centre at the seed frame, scaled with the target's size. A seed on
+    the background has no known motion, hence no error.
+    """
+    before, after = clip.gt(pair.seed_frame), clip.gt(pair.target_frame)
+    if before is None or after is None or min(before[2:]) <= 0 or min(after[2:]) <= 0:
+        return None
+    if _iou(pair.seed_box, before) < GT_MIN_IOU:
+        return None
+    scale = np.sqrt(after[2] * after[3] / (before[2] * before[3]))
+    offset = np.subtract(box_center(pair.seed_box), box_center(before)) * scale
+    expected = np.add(box_center(after), offset)
+    return float(np.hypot(*(np.array(box_center(pair.box)) - expected)))
+
+
+def _iou(a, b) -> float:
+    lo = np.maximum(a[:2], b[:2])
+    hi = np.minimum(np.add(a[:2], a[2:]), np.add(b[:2], b[2:]))
+    inter = float(np.prod(np.clip(hi - lo, 0.0, None)))
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def _publish(plan: MinePlan) -> tuple[list[ShardEntry], list[PairRecord]]:
+    """Move the staged shards into `out`; their manifest entries and records."""
+    entries, records = [], []
+    for i in range(len(plan.inputs)):
+        if plan.staged(i).exists():
+            plan.staged(i).replace(plan.final(i))
+        path = plan.final(i)
+        shard_records = list(read_records(path))
+        entries.append(
+            ShardEntry(path.name, len(shard_records), path.stat().st_size, sha256_file(path))
+        )
+        records += shard_records
+    return entries, records
+
+
+def summarize(records: list[PairRecord], clips: int) -> dict:
+    """Totals and quality figures of a pair set, for the manifest's `extra`."""
+    gaps: dict[str, int] = {}
+    for r in records:
+        gaps[str(r.gap)] = gaps.get(str(r.gap), 0) + 1
+    summary = {
+        "pairs": len(records),
+        "clips": clips,
+        "clips_with_pairs": len({r.clip for r in records}),
+        "pairs_per_gap": dict(sorted(gaps.items(), key=lambda kv: int(kv[0]))),
+        "mean_confidence": _mean(r.confidence for r in records),
+        "cycle_error_px": _percentiles([r.cycle_error for r in records]),
+    }
+    truth = [r.gt_error_px for r in records if r.gt_error_px is not None]
+    if truth:
+        summary["quality"] = {
+            "pairs_on_target": len(truth),
+            f"within_{GOOD_PAIR_PX:g}px": round(float(np.mean(np.array(truth) < GOOD_PAIR_PX)), 4),
+            "gt_error_px": _percentiles(truth),
+        }
+    return summary
+
+
+def _mean(values: Iterator[float]) -> float | None:
+    values = list(values)
+    return round(float(np.mean(values)), 4) if values else None
+
+
+def _percentiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {"p50": round(float(p50), 3), "p90": round(float(p90), 3), "p99": round(float(p99), 3)}
