@@ -12,7 +12,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-from jobs import cli_config, cli_eval, cli_models, cli_shards, cli_track, cli_train, demo
+from jobs import (
+    cli_config,
+    cli_eval,
+    cli_mine,
+    cli_models,
+    cli_shards,
+    cli_track,
+    cli_train,
+    demo,
+)
 from jobs.config import ConfigError
 from jobs.errors import JobError
 from jobs.tracking import TrackingError
@@ -43,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     cli_shards.add_commands(commands)
     cli_train.add_commands(commands)
+    cli_mine.add_command(commands)
     cli_eval.add_command(commands)
     cli_track.add_command(commands)
     cli_models.add_commands(commands)

@@ -6,14 +6,16 @@ import argparse
 
 from jobs.cli_args import OVERRIDES_HELP, HelpFormatter
 from jobs.config import describe, dump_yaml, load_config
-from jobs.train.supervised import SupervisedConfig
+from jobs.mine import MineJobConfig
+from jobs.train.job import STAGES
 from shards.pack_config import PackConfig
 from shards.synth import SynthConfig
 
 CONFIGS: dict[str, type] = {
     "pack": PackConfig,
     "synth": SynthConfig,
-    "supervised": SupervisedConfig,
+    "mine": MineJobConfig,
+    **{name: config for name, (config, _) in STAGES.items()},
 }
 
 

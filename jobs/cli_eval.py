@@ -13,7 +13,9 @@ from jobs.report import format_table
 
 def add_command(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
-        "eval", formatter_class=HelpFormatter, help="evaluate trackers on a labeled benchmark",
+        "eval",
+        formatter_class=HelpFormatter,
+        help="evaluate trackers on a labeled benchmark",
         description="One-pass evaluation (OTB protocol: success AUC over 21 IoU thresholds, "
         "precision at 20 px, normalised precision; GOT-10k: AO, SR0.5, SR0.75). Writes per-"
         "sequence results (OTB text format), metrics.json, table.md and success/precision "
@@ -21,19 +23,42 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "  pul eval --benchmark otb --root work/demo/synth-bench --model work/runs/sup/model.pt\n"
         "  pul eval --benchmark otb --root OTB100 --results pysot_results/ --out work/eval",
     )
-    p.add_argument("--benchmark", default="otb", choices=["otb", "got10k", "lasot", "vot"],
-                   help="layout of --root")
+    p.add_argument(
+        "--benchmark",
+        default="otb",
+        choices=["otb", "got10k", "lasot", "vot"],
+        help="layout of --root",
+    )
     p.add_argument("--root", required=True, metavar="DIR", help="the benchmark folder")
-    p.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
-                   help="a model weights file to evaluate (repeatable)")
-    p.add_argument("--baseline", action="append", default=[], choices=[STILL],
-                   help="also run a reference tracker: still = the box never moves")
-    p.add_argument("--results", action="append", default=[], metavar="DIR",
-                   help="saved results of other trackers, DIR/<tracker>/<seq>.txt (repeatable)")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH",
+        help="a model weights file to evaluate (repeatable)",
+    )
+    p.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        choices=[STILL],
+        help="also run a reference tracker: still = the box never moves",
+    )
+    p.add_argument(
+        "--results",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="saved results of other trackers, DIR/<tracker>/<seq>.txt (repeatable)",
+    )
     p.add_argument("--sequences", nargs="+", default=[], metavar="SEQ", help="only these")
     p.add_argument("--out", default="work/eval", metavar="DIR", help="output folder")
-    p.add_argument("--workers", type=int, default=0,
-                   help="sequences at once: 0 one Ray task per CPU, 1 in this process")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="sequences at once: 0 one Ray task per CPU, 1 in this process",
+    )
     p.add_argument("--device", default="cpu", help="torch device when --workers 1 (e.g. cuda)")
     p.set_defaults(run=_run_eval)
 
@@ -56,9 +81,15 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.device != "cpu" and args.workers != 1:
         raise JobError("--device other than cpu needs --workers 1")
     request = EvalRequest(
-        benchmark=args.benchmark, root=args.root, out=args.out,
-        models=model_names(args.model), baselines=args.baseline, results_dirs=args.results,
-        sequences=args.sequences, workers=args.workers, device=args.device,
+        benchmark=args.benchmark,
+        root=args.root,
+        out=args.out,
+        models=model_names(args.model),
+        baselines=args.baseline,
+        results_dirs=args.results,
+        sequences=args.sequences,
+        workers=args.workers,
+        device=args.device,
     )
     scores = evaluate(request)
     print(format_table(scores, got10k=args.benchmark == "got10k"))

@@ -15,11 +15,15 @@ from pul.weights import save_weights
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     models = commands.add_parser(
-        "models", formatter_class=HelpFormatter, help="model files (and, soon, the registry)",
+        "models",
+        formatter_class=HelpFormatter,
+        help="model files (and, soon, the registry)",
     )
     sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     p = sub.add_parser(
-        "init", formatter_class=HelpFormatter, help="write an untrained model file",
+        "init",
+        formatter_class=HelpFormatter,
+        help="write an untrained model file",
         description="A network as initialised before training, saved as a model file: the "
         "'untrained' baseline of an evaluation.\n\nexample:\n"
         "  pul models init --out work/untrained.pt width=0.25",

@@ -16,7 +16,9 @@ from jobs.evaluate import make_tracker
 
 def add_command(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
-        "track", formatter_class=HelpFormatter, help="track an object through a video",
+        "track",
+        formatter_class=HelpFormatter,
+        help="track an object through a video",
         description="Track the object in --box (x,y,w,h of the first frame, pixels) through "
         "VIDEO with a model; writes OUT with the box drawn on every frame, and the boxes, one "
         "x,y,w,h line per frame, to OUT with a .txt suffix.\n\nexample:\n"

@@ -6,8 +6,23 @@ import argparse
 
 from jobs.cli_args import OVERRIDES_HELP, HelpFormatter
 from jobs.config import load_config
-from jobs.train.job import train_supervised
-from jobs.train.supervised import SupervisedConfig
+from jobs.train.job import STAGES, train_stage
+
+HELP = {
+    "supervised": (
+        "the supervised SiamFC/SiamDW baseline on labeled clip shards",
+        "Train SiamFC (model.backbone=alexnet) or SiamDW (model.backbone=resnet22) with the "
+        "balanced BCE loss on clip shards that carry ground truth.",
+        "pul train supervised --data work/clips --run-dir work/runs/sup model.width=0.25",
+    ),
+    "bd": (
+        "PUL stage 1: contrastive background discrimination on unlabeled clips",
+        "InfoNCE on two augmented views of patches cut from unlabeled clips, mini-batches from "
+        "anchor-based hard negative mining (strategy=ahm) or random (strategy=rss); negatives "
+        "gathered across DDP ranks. Ground truth in the shards, if any, is never read.",
+        "pul train bd --data work/clips --run-dir work/runs/bd model.width=0.25 train.steps=500",
+    ),
+}
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -17,31 +32,30 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="train a tracker (Ray Train + MLflow)",
         description="Training stages run on Ray Train (DDP over CPU workers here, GPUs on a "
         "cluster), checkpoint every train.checkpoint_every steps, and log to MLflow. Rerunning "
-        "with the same --run-dir resumes from the latest checkpoint.",
+        "with the same --run-dir resumes from the latest checkpoint. `pul config show STAGE` "
+        "lists every setting.",
     )
     sub = train.add_subparsers(dest="train_command", metavar="STAGE", required=True)
-    p = sub.add_parser(
-        "supervised",
-        formatter_class=HelpFormatter,
-        help="the supervised SiamFC/SiamDW baseline on labeled clip shards",
-        description="Train SiamFC (model.backbone=alexnet) or SiamDW (model.backbone=resnet22) "
-        "with the balanced BCE loss on clip shards that carry ground truth.\n\nexample:\n"
-        "  pul train supervised --data work/clips --run-dir work/runs/sup "
-        "model.width=0.25 train.steps=500",
-    )
-    p.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
-    p.add_argument("--data", metavar="DIR", help="labeled clip shards (sets data=DIR)")
-    p.add_argument("--run-dir", required=True, metavar="DIR", help="folder of this run")
-    p.add_argument("--config", metavar="FILE", help="YAML preset, e.g. configs/demo.yaml")
-    p.add_argument("--section", default="supervised", help="the section of --config to read")
-    p.set_defaults(run=_run_supervised)
+    for name in STAGES:
+        short, long, example = HELP[name]
+        p = sub.add_parser(
+            name,
+            formatter_class=HelpFormatter,
+            help=short,
+            description=f"{long}\n\nexample:\n  {example}",
+        )
+        p.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
+        p.add_argument("--data", metavar="DIR", help="input shards (sets data=DIR)")
+        p.add_argument("--run-dir", required=True, metavar="DIR", help="folder of this run")
+        p.add_argument("--config", metavar="FILE", help="YAML preset, e.g. configs/demo.yaml")
+        p.add_argument("--section", default=name, help="the section of --config to read")
+        p.set_defaults(run=_run_stage, stage=name)
 
 
-def _run_supervised(args: argparse.Namespace) -> int:
+def _run_stage(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.data:
         overrides.append(f"data={args.data}")
-    cfg = load_config(SupervisedConfig, args.config, args.section, overrides)
-    model = train_supervised(cfg, args.run_dir)
-    print(f"model: {model}")
+    cfg = load_config(STAGES[args.stage][0], args.config, args.section, overrides)
+    print(f"model: {train_stage(args.stage, cfg, args.run_dir)}")
     return 0

@@ -216,29 +216,25 @@ def save_config(cfg: Any, path: str | Path) -> Path:
     return path
 
 
-def describe(cls: type, prefix: str = "") -> list[str]:
-    """One line per field: `key (type, default): doc`, nested sections flattened."""
+def describe(cls: type, prefix: str = "", defaults: Any = None) -> list[str]:
+    """One line per field: `key (type, default): doc`, nested sections flattened.
+
+    Defaults are read off an instance, so a section whose owner overrides its defaults
+    (e.g. a stage with its own learning rate) shows the values that really apply.
+    """
+    defaults = cls() if defaults is None else defaults
     docs = field_docs(cls)
     hints = typing.get_type_hints(cls)
     lines = []
     for f in dataclasses.fields(cls):
         key = _join(prefix, f.name)
+        value = getattr(defaults, f.name)
         if dataclasses.is_dataclass(hints[f.name]):
-            lines.extend(describe(hints[f.name], key))
+            lines.extend(describe(hints[f.name], key, value))
             continue
-        default = _default(f)
-        lines.append(
-            f"{key} ({_type_name(hints[f.name])}, default {default}): {docs.get(f.name, '')}"
-        )
+        kind = _type_name(hints[f.name])
+        lines.append(f"{key} ({kind}, default {value!r}): {docs.get(f.name, '')}")
     return lines
-
-
-def _default(f: dataclasses.Field) -> str:
-    if f.default is not dataclasses.MISSING:
-        return repr(f.default)
-    if f.default_factory is not dataclasses.MISSING:
-        return repr(f.default_factory())
-    return "required"
 
 
 def _type_name(tp: Any) -> str:

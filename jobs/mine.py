@@ -17,11 +17,11 @@ folder holding another set is refused.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import shutil
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -56,6 +56,7 @@ from shards.pairs import (
     box_in_crop,
     pair_sample,
     read_records,
+    summarize,
     write_pair_shard,
 )
 from shards.reader import Clip, clip_stream
@@ -65,8 +66,6 @@ log = logging.getLogger(__name__)
 STAGING = ".staging"
 PLAN = "plan.json"
 CONFIG_FILE = "config.yaml"
-GOOD_PAIR_PX = 8.0
-"""A mined box whose centre is within this many pixels of the ground truth counts as right."""
 GT_MIN_IOU = 0.5
 """A seed overlapping the hidden target box this much is 'on the target' (measured pairs)."""
 
@@ -284,7 +283,7 @@ def _mine_on_ray(
 def mine_shard(source: Path, index: int, target: Path, model: Path, cfg: MineJobConfig) -> int:
     """Mine every clip of one clip shard into one pair shard (atomically); returns its pairs."""
     net = load_weights(model, cfg.device)
-    counter = iter(range(1 << 62))
+    counter = itertools.count()
 
     def mine_one(clip: Clip) -> list[dict]:
         rng = np.random.default_rng([cfg.seed, index, next(counter)])
@@ -374,38 +373,3 @@ def _publish(plan: MinePlan) -> tuple[list[ShardEntry], list[PairRecord]]:
         )
         records += shard_records
     return entries, records
-
-
-def summarize(records: list[PairRecord], clips: int) -> dict:
-    """Totals and quality figures of a pair set, for the manifest's `extra`."""
-    gaps: dict[str, int] = {}
-    for r in records:
-        gaps[str(r.gap)] = gaps.get(str(r.gap), 0) + 1
-    summary = {
-        "pairs": len(records),
-        "clips": clips,
-        "clips_with_pairs": len({r.clip for r in records}),
-        "pairs_per_gap": dict(sorted(gaps.items(), key=lambda kv: int(kv[0]))),
-        "mean_confidence": _mean(r.confidence for r in records),
-        "cycle_error_px": _percentiles([r.cycle_error for r in records]),
-    }
-    truth = [r.gt_error_px for r in records if r.gt_error_px is not None]
-    if truth:
-        summary["quality"] = {
-            "pairs_on_target": len(truth),
-            f"within_{GOOD_PAIR_PX:g}px": round(float(np.mean(np.array(truth) < GOOD_PAIR_PX)), 4),
-            "gt_error_px": _percentiles(truth),
-        }
-    return summary
-
-
-def _mean(values: Iterator[float]) -> float | None:
-    values = list(values)
-    return round(float(np.mean(values)), 4) if values else None
-
-
-def _percentiles(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {"p50": round(float(p50), 3), "p90": round(float(p90), 3), "p99": round(float(p99), 3)}

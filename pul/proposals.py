@@ -11,7 +11,9 @@ sky or wall matches itself everywhere, so its tracks say nothing):
   mean colour, so the two crops share a centre, an aspect ratio and a resampling: what
   differs is whether the box's content is there. A box holding more of its surroundings
   (a piece of a textured wall) embeds like its ring; an object on a background does not.
-  Every crop of every candidate goes through the network in one forward pass.
+  Every crop of every candidate goes through the network in one forward pass; then a short
+  local search (`refine`, one more pass per round) moves each kept box onto the
+  best-scoring box nearby.
 """
 
 from __future__ import annotations

@@ -49,6 +49,8 @@ X_SIDE = 1.5
 """x.jpg spans this many SiamFC search squares (of the mined box)."""
 FIELDS = ("z.jpg", "x.jpg", "json")
 """The members of a pair sample, after its key."""
+GOOD_PAIR_PX = 8.0
+"""A mined box within this many pixels of where its seed went counts as right (quality)."""
 
 Box = tuple[float, float, float, float]
 
@@ -194,6 +196,41 @@ def read_records(path: Path) -> Iterator[PairRecord]:
     """Every pair's record of a shard, without decoding the crops."""
     for sample in raw_samples(path):
         yield PairRecord.from_json(sample["json"])
+
+
+def summarize(records: list[PairRecord], clips: int) -> dict:
+    """Totals and quality figures of a pair set, for the manifest's `extra`."""
+    gaps: dict[str, int] = {}
+    for r in records:
+        gaps[str(r.gap)] = gaps.get(str(r.gap), 0) + 1
+    summary = {
+        "pairs": len(records),
+        "clips": clips,
+        "clips_with_pairs": len({r.clip for r in records}),
+        "pairs_per_gap": dict(sorted(gaps.items(), key=lambda kv: int(kv[0]))),
+        "mean_confidence": _mean(r.confidence for r in records),
+        "cycle_error_px": _percentiles([r.cycle_error for r in records]),
+    }
+    truth = [r.gt_error_px for r in records if r.gt_error_px is not None]
+    if truth:
+        summary["quality"] = {
+            "pairs_on_target": len(truth),
+            f"within_{GOOD_PAIR_PX:g}px": round(float(np.mean(np.array(truth) < GOOD_PAIR_PX)), 4),
+            "gt_error_px": _percentiles(truth),
+        }
+    return summary
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return round(float(np.mean(values)), 4) if values else None
+
+
+def _percentiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {"p50": round(float(p50), 3), "p90": round(float(p90), 3), "p99": round(float(p99), 3)}
 
 
 def _jpeg(image: np.ndarray, quality: int) -> bytes:

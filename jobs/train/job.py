@@ -16,7 +16,7 @@ from typing import Any
 from jobs.config import dump_yaml, save_config, to_dict
 from jobs.errors import JobError
 from jobs.tracking import code_version, log_params, open_run, resolve_uri
-from jobs.train.pictures import response_picture
+from jobs.train.bd import BDConfig, BDStage
 from jobs.train.runner import fit
 from jobs.train.supervised import MODEL_FILE, SupervisedConfig, SupervisedStage
 from shards.manifest import read_manifest
@@ -26,13 +26,25 @@ CONFIG_FILE = "config.yaml"
 DONE_FILE = "DONE"
 
 
+STAGES: dict[str, tuple[type, type]] = {
+    "supervised": (SupervisedConfig, SupervisedStage),
+    "bd": (BDConfig, BDStage),
+}
+"""Stage name -> (its config class, its Stage class)."""
+
+
 def train_supervised(cfg: SupervisedConfig, run_dir: str | Path) -> Path:
     """Train the supervised baseline into `run_dir`; returns the model file."""
+    return train_stage("supervised", cfg, run_dir)
+
+
+def train_stage(name: str, cfg: Any, run_dir: str | Path) -> Path:
+    """Train stage `name` with `cfg` into `run_dir` (resuming it); returns the model file."""
     if not cfg.data:
-        raise JobError("no training data: set data=DIR (a clip-shard folder)")
+        raise JobError("no training data: set data=DIR (a shard folder)")
     # absolute, because Ray workers run in folders of their own
     cfg = dataclasses.replace(cfg, data=str(Path(cfg.data).resolve()))
-    return run_stage("supervised", SupervisedStage(cfg), cfg, cfg.data, Path(run_dir))
+    return run_stage(name, STAGES[name][1](cfg), cfg, cfg.data, Path(run_dir))
 
 
 def run_stage(name: str, stage: Any, cfg: Any, data: str, run_dir: Path) -> Path:
@@ -55,8 +67,7 @@ def run_stage(name: str, stage: Any, cfg: Any, data: str, run_dir: Path) -> Path
         model_file = run_dir / MODEL_FILE
         shutil.copyfile(checkpoint / MODEL_FILE, model_file)
         client.log_artifact(run_id, str(model_file))
-        picture = response_picture(model_file, data, run_dir / "responses.png", cfg.pairs)
-        client.log_artifact(run_id, str(picture))
+        client.log_artifact(run_id, str(stage.picture(model_file, run_dir)))
     except BaseException:
         client.set_terminated(run_id, status="FAILED")
         raise

@@ -7,10 +7,12 @@ from the latest one, and stopping every rank together on a non-finite loss.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Protocol
 
 import ray.train
@@ -22,6 +24,8 @@ from jobs.train.config import TrainConfig, lr_at
 from jobs.train.metrics_log import MetricLogger
 
 STATE_FILE = "state.pt"
+STOP_FILE = "stopped.json"
+"""Written by rank 0 into the run folder when training stops early (non-finite loss)."""
 
 
 class Stage(Protocol):
@@ -38,6 +42,8 @@ class Stage(Protocol):
     ) -> tuple[torch.Tensor, dict[str, float]]: ...
 
     def export(self, model: torch.nn.Module, folder: str) -> None: ...
+
+    def picture(self, model_file: Path, run_dir: Path) -> Path: ...
 
 
 def train_loop(config: dict[str, Any]) -> None:
@@ -70,7 +76,10 @@ def train_loop(config: dict[str, Any]) -> None:
         batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
         loss, metrics = stage.loss(model, batch)
         if not _finite_everywhere(loss):
-            _report({"stopped": "nonfinite", "step": step, "loss": float(loss.item())})
+            # Every rank stops here together; rank 0 leaves the reason in the run folder
+            # (shared storage) for the driver, which turns it into the job's error.
+            if rank == 0:
+                _write_stop(config["run_dir"], step, float(loss.item()))
             return
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -85,6 +94,11 @@ def train_loop(config: dict[str, Any]) -> None:
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             logger.flush()
             _checkpoint(stage, plain, optimizer, step + 1, rank, loss.item())
+
+
+def _write_stop(run_dir: str, step: int, loss: float) -> None:
+    with open(os.path.join(run_dir, STOP_FILE), "w") as handle:
+        json.dump({"reason": "nonfinite", "step": step, "loss": str(loss)}, handle)
 
 
 def _finite_everywhere(loss: torch.Tensor) -> bool:

@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from jobs.train.pair_stream import PairSampler  # noqa: E402
+from pul.ahm import ahm_batches  # noqa: E402
 from pul.crops import to_tensor  # noqa: E402
 from pul.pairs import PairConfig  # noqa: E402
 from pul.weights import load_weights  # noqa: E402
@@ -49,6 +50,34 @@ def response_picture(
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
+
+
+def ahm_picture(model_file: Path, cfg, out: Path, rows: int = 4, cols: int = 8) -> Path:
+    """AHM mini-batches of the trained network: each row an anchor and its nearest neighbours.
+
+    `cfg` is a BDConfig (data, patches, patches_per_frame); the pool is drawn with seed 0.
+    """
+    from jobs.train.bd import draw_pool, embed_pool  # bd imports this module
+
+    net = load_weights(model_file, "cpu")
+    rng = np.random.default_rng(0)
+    clips = iter(clip_stream(cfg.data))
+    pool = draw_pool(clips, min(cfg.pool, 512), cfg.patches_per_frame, cfg.patches, rng)
+    index = embed_pool(net, pool)
+    batches = list(ahm_batches(index, cols, rng, "ahm", num_batches=rows))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.7 * rows), squeeze=False)
+    for row, batch in zip(axes, batches, strict=True):
+        for col, (ax, i) in enumerate(zip(row, batch, strict=True)):
+            ax.imshow(pool[i][..., ::-1])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == 0:
+                ax.set_title("anchor", fontsize=8)
+    fig.suptitle("AHM mini-batches: anchor + nearest neighbours in embedding space")
     fig.tight_layout()
     fig.savefig(out, dpi=80)
     plt.close(fig)

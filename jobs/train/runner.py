@@ -7,6 +7,7 @@ its name and storage path), so a crashed or killed job is rerun, not restarted.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from ray.train.torch import TorchTrainer
 
 from jobs.runtime import connect_ray
 from jobs.train.config import TrainConfig
-from jobs.train.loop import Stage, train_loop
+from jobs.train.loop import STOP_FILE, Stage, train_loop
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,12 @@ def fit(
         resources["GPU"] = 1
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"stage": stage, "train": cfg, "mlflow": mlflow_target},
+        train_loop_config={
+            "stage": stage,
+            "train": cfg,
+            "mlflow": mlflow_target,
+            "run_dir": str(run_dir.resolve()),
+        },
         scaling_config=ScalingConfig(
             num_workers=cfg.workers, use_gpu=cfg.use_gpu, resources_per_worker=resources
         ),
@@ -46,16 +52,19 @@ def fit(
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
+    stop_file = run_dir / STOP_FILE
+    stop_file.unlink(missing_ok=True)
     result = trainer.fit()
+    if stop_file.exists():
+        stop = json.loads(stop_file.read_text())
+        raise TrainingError(
+            f"loss became {stop['loss']} at step {stop['step']}; training stopped on every rank "
+            "(try a lower train.lr)"
+        )
     return _final_checkpoint(result.metrics or {}, result.checkpoint, cfg)
 
 
 def _final_checkpoint(metrics: dict[str, Any], checkpoint: Any, cfg: TrainConfig) -> Path:
-    if metrics.get("stopped") == "nonfinite":
-        raise TrainingError(
-            f"loss became {metrics.get('loss')} at step {metrics.get('step')}; training "
-            "stopped (try a lower train.lr)"
-        )
     if checkpoint is None:
         raise TrainingError("training ended without a checkpoint")
     if metrics.get("step") != cfg.steps:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from jobs.train.config import TrainConfig
 from jobs.train.pair_stream import pair_batches, stream_seed
+from jobs.train.pictures import response_picture
 from pul.losses import balanced_bce
 from pul.models import ModelConfig, SiamNet, build_model
 from pul.pairs import PairConfig
@@ -72,4 +74,10 @@ class SupervisedStage:
         return loss, {}
 
     def export(self, model: torch.nn.Module, folder: str) -> None:
-        save_weights(model, self.cfg.model, os.path.join(folder, MODEL_FILE))
+        plain = model.module if hasattr(model, "module") else model
+        save_weights(plain, self.cfg.model, os.path.join(folder, MODEL_FILE))
+
+    def picture(self, model_file: Path, run_dir: Path) -> Path:
+        return response_picture(
+            model_file, self.cfg.data, run_dir / "responses.png", self.cfg.pairs
+        )

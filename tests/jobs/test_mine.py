@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from jobs.config import ConfigError, describe, load_config
 from jobs.errors import JobError
 from jobs.mine import MineJobConfig, mine
 from jobs.pack import pack
@@ -169,3 +170,17 @@ def test_a_folder_holding_another_set_is_refused(inputs, mined, tmp_path):
         cfg = job_config(inputs, workers=1)
         cfg.model = str(tmp_path / "missing.pt")
         mine(cfg, tmp_path / "x", command=["test"], progress=False)
+
+
+def test_the_config_loads_from_overrides_and_documents_every_field():
+    cfg = load_config(
+        MineJobConfig,
+        overrides=["data=d", "model=m", "mining.gaps=[2, 8]", "mining.tracker.scale_num=5"],
+    )
+    assert cfg.mining.gaps == (2, 8) and cfg.mining.tracker.scale_num == 5
+    lines = describe(MineJobConfig)
+    assert len(lines) == 30 and all(line.split(": ", 1)[1] for line in lines)
+    with pytest.raises(ConfigError, match="gaps must be positive and increasing"):
+        load_config(MineJobConfig, overrides=["mining.gaps=[4, 2]"])
+    with pytest.raises(ConfigError, match="workers"):
+        load_config(MineJobConfig, overrides=["workers=-1"])

@@ -21,6 +21,7 @@ from shards.pairs import (
     pair_sample,
     read_pairs,
     read_records,
+    summarize,
     write_pair_shard,
 )
 from shards.reader import CorruptSample
@@ -138,3 +139,19 @@ def test_bad_samples_are_refused():
         decode_pair({**sample, "x.jpg": b"not a jpeg"})
     with pytest.raises(CorruptSample):
         decode_pair({k: v for k, v in sample.items() if k != "json"})
+
+
+def test_summary_counts_gaps_and_measures_quality_only_with_ground_truth():
+    on = [
+        dataclasses.replace(record(0, t, gt=e), cycle_error=c)
+        for t, e, c in [(3, 1.0, 1.0), (5, 6.0, 2.0), (9, 12.0, 3.0)]
+    ]
+    off = [record(1, 9, gt=None)]
+    summary = summarize(on + off, clips=4)
+    assert summary["pairs"] == 4 and summary["clips"] == 4 and summary["clips_with_pairs"] == 1
+    assert summary["pairs_per_gap"] == {"2": 1, "4": 1, "8": 2}
+    assert summary["quality"]["pairs_on_target"] == 3
+    assert summary["quality"]["within_8px"] == pytest.approx(2 / 3, abs=1e-4)
+    assert summary["quality"]["gt_error_px"]["p50"] == 6.0
+    assert summary["cycle_error_px"]["p50"] == 1.75
+    assert "quality" not in summarize(off, clips=1)

@@ -1,0 +1,150 @@
+"""Stage 1, background discrimination (BD): contrastive learning on patches of unlabeled video.
+
+Each rank keeps a pool of patches cut from random frames of its clip stream. Once per pool
+("epoch") the pool is embedded with the current network and indexed; mini-batches are an
+anchor and its nearest neighbours (AHM), or random patches (RSS, the ablation). Two
+augmented views of every patch feed InfoNCE, with negatives gathered from all ranks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from jobs.train.config import TrainConfig
+from jobs.train.pair_stream import stream_seed
+from jobs.train.pictures import ahm_picture
+from pul.ahm import ahm_batches, build_index
+from pul.augment import AugmentConfig, two_views
+from pul.contrastive import info_nce
+from pul.models import ModelConfig, SiamNet, build_model
+from pul.patches import PatchConfig, sample_patches
+from pul.weights import save_weights
+from shards.reader import clip_stream
+
+MODEL_FILE = "model.pt"
+
+
+@dataclass
+class BDConfig:
+    data: str = ""
+    """Clip shards to learn from (labels, if any, are never read)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The network (its projection head gives the embeddings)."""
+    patches: PatchConfig = field(default_factory=PatchConfig)
+    """How patches are cut from frames."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """The two views of a patch (supplement Sec. F)."""
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=32, lr=0.05))
+    """Steps, optimiser, workers, checkpoints; batch_size is the AHM mini-batch (anchor + k-1)."""
+    tau: float = 0.2
+    """InfoNCE temperature."""
+    strategy: Literal["ahm", "rss"] = "ahm"
+    """Mini-batches: anchor + nearest neighbours (AHM) or random patches (RSS, the ablation)."""
+    pool: int = 2048
+    """Patches per rank in the pool that batches are drawn from; re-drawn and re-indexed with
+    fresh embeddings after every pass over it (METHOD.md: once per epoch)."""
+    patches_per_frame: int = 4
+    """Patches cut from each sampled frame (one frame per clip)."""
+    shuffle: int = 64
+    """Clips held in the shuffle buffer of each data stream."""
+    experiment: str = "pul"
+    """MLflow experiment of the run."""
+    tracking_uri: str = ""
+    """MLflow tracking URI; empty: $MLFLOW_TRACKING_URI, else SQLite under the work folder."""
+
+    def __post_init__(self) -> None:
+        if self.tau <= 0:
+            raise ValueError(f"tau must be positive, got {self.tau}")
+        if self.pool < 2 * self.train.batch_size:
+            raise ValueError(
+                f"pool ({self.pool}) must hold at least two batches ({self.train.batch_size} each)"
+            )
+        if self.patches_per_frame < 1:
+            raise ValueError(f"patches_per_frame must be at least 1, got {self.patches_per_frame}")
+
+
+class Embedder(nn.Module):
+    """What DDP wraps in stage 1: images -> unit-norm embeddings (the gradient path)."""
+
+    def __init__(self, net: SiamNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        # images: N x 3 x 127 x 127 float 0..255 -> N x D
+        return self.net.embed(images)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+class BDStage:
+    def __init__(self, cfg: BDConfig) -> None:
+        self.cfg = cfg
+
+    def build_model(self) -> Embedder:
+        return Embedder(build_model(self.cfg.model))
+
+    def batches(self, start_step: int, model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
+        cfg = self.cfg
+        seed = stream_seed(cfg.train.seed, start_step)
+        rng = np.random.default_rng(seed)
+        clips = iter(clip_stream(cfg.data, resampled=True, shuffle=cfg.shuffle, seed=seed))
+        while True:
+            pool = draw_pool(clips, cfg.pool, cfg.patches_per_frame, cfg.patches, rng)
+            index = embed_pool(unwrap(model).net, pool)
+            for idx in ahm_batches(index, cfg.train.batch_size, rng, cfg.strategy):
+                a, b = two_views(pool[idx], rng, cfg.augment)
+                yield {"a": _chw(a), "b": _chw(b)}
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]):
+        views = torch.cat([batch["a"], batch["b"]]).float()  # one forward: DDP-friendly
+        emb = model(views)  # 2N x D
+        a, b = emb.chunk(2)
+        loss = info_nce(a, b, self.cfg.tau)
+        with torch.no_grad():
+            pos = (a * b).sum(dim=1).mean().item()
+        return loss, {"pos_sim": pos}
+
+    def export(self, model: nn.Module, folder: str) -> None:
+        save_weights(unwrap(model).net, self.cfg.model, os.path.join(folder, MODEL_FILE))
+
+    def picture(self, model_file: Path, run_dir: Path) -> Path:
+        return ahm_picture(model_file, self.cfg, run_dir / "ahm_batches.png")
+
+
+def draw_pool(clips, size: int, per_frame: int, cfg: PatchConfig, rng) -> np.ndarray:
+    """`size` patches (N x 127 x 127 x 3 uint8), from one random frame of each next clip."""
+    parts, count = [], 0
+    while count < size:
+        clip = next(clips)
+        frame = clip.frame(int(rng.integers(len(clip))))
+        patches, _ = sample_patches(frame, min(per_frame, size - count), rng, cfg)
+        if len(patches):
+            parts.append(patches)
+            count += len(patches)
+    return np.concatenate(parts)
+
+
+@torch.no_grad()
+def embed_pool(net: SiamNet, pool: np.ndarray):
+    """Index the pool with the current network, in eval mode (batch norm as at test time)."""
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    index = build_index(net.embed, pool, device=device)
+    net.train(was_training)
+    return index
+
+
+def _chw(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
