@@ -22,6 +22,15 @@ HELP = {
         "gathered across DDP ranks. Ground truth in the shards, if any, is never read.",
         "pul train bd --data work/clips --run-dir work/runs/bd model.width=0.25 train.steps=500",
     ),
+    "tc": (
+        "PUL stage 3: a Siamese tracker learned from mined pairs with the noise-robust loss",
+        "Train on the pair shards of `pul mine`, starting from the stage-1 model (init=PATH): "
+        "loss.kind=nr|nr_exact|soft_bce|bce on the responses, noise loss.noise=auto (from the "
+        "mined cycle errors) or a number of search-crop pixels, plus contrastive_weight x "
+        "InfoNCE on the templates (AHM mini-batches), with a curriculum on the temporal gap.",
+        "pul train tc --data work/pairs --run-dir work/runs/tc init=work/runs/bd/model.pt "
+        "model.width=0.25",
+    ),
 }
 
 

@@ -129,11 +129,13 @@ def clip_stream(
     seed: int = 0,
     transform: Callable[[Clip], Any] | None = None,
     skips: SkipCounter | None = None,
+    decode: Callable[[dict[str, Any]], Any] | None = None,
 ) -> wds.DataPipeline:
     """An iterable of Clips (or of `transform(clip)`), ready for a torch DataLoader.
 
     `transform` runs inside the pipeline so that a CorruptSample it raises while decoding
-    a frame skips the sample instead of failing the step.
+    a frame skips the sample instead of failing the step. `decode` turns a raw sample into
+    the item (default `to_clip`; pair shards pass their own decoder).
     """
     urls = resolve_urls(source)
     skips = skips if skips is not None else SkipCounter()
@@ -144,7 +146,7 @@ def clip_stream(
     stages.append(wds.tarfile_to_samples(handler=skips.tar_error))
     if shuffle:
         stages.append(wds.shuffle(shuffle, seed=seed))
-    stages.append(_decode_stage(transform, skips))
+    stages.append(_decode_stage(decode or to_clip, transform, skips))
     pipeline = wds.DataPipeline(*stages)
     pipeline.skips = skips
     if epoch_samples is not None:
@@ -152,11 +154,11 @@ def clip_stream(
     return pipeline
 
 
-def _decode_stage(transform: Callable[[Clip], Any] | None, skips: SkipCounter):
+def _decode_stage(decode, transform: Callable[[Any], Any] | None, skips: SkipCounter):
     def run(samples: Iterable[dict[str, Any]]) -> Iterator[Any]:
         for sample in samples:
             try:
-                clip = to_clip(sample)
+                clip = decode(sample)
                 item = transform(clip) if transform else clip
                 skips.in_a_row = 0
                 if item is not None:  # a transform returns None to drop a clip it cannot use

@@ -19,6 +19,7 @@ from jobs.tracking import code_version, log_params, open_run, resolve_uri
 from jobs.train.bd import BDConfig, BDStage
 from jobs.train.runner import fit
 from jobs.train.supervised import MODEL_FILE, SupervisedConfig, SupervisedStage
+from jobs.train.tc import TCConfig, TCStage
 from shards.manifest import read_manifest
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ DONE_FILE = "DONE"
 STAGES: dict[str, tuple[type, type]] = {
     "supervised": (SupervisedConfig, SupervisedStage),
     "bd": (BDConfig, BDStage),
+    "tc": (TCConfig, TCStage),
 }
 """Stage name -> (its config class, its Stage class)."""
 
@@ -44,6 +46,8 @@ def train_stage(name: str, cfg: Any, run_dir: str | Path) -> Path:
         raise JobError("no training data: set data=DIR (a shard folder)")
     # absolute, because Ray workers run in folders of their own
     cfg = dataclasses.replace(cfg, data=str(Path(cfg.data).resolve()))
+    if getattr(cfg, "init", ""):
+        cfg = dataclasses.replace(cfg, init=str(Path(cfg.init).resolve()))
     return run_stage(name, STAGES[name][1](cfg), cfg, cfg.data, Path(run_dir))
 
 

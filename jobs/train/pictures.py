@@ -22,21 +22,26 @@ from shards.reader import clip_stream  # noqa: E402
 def response_picture(
     model_file: Path, data: str, out: Path, cfg: PairConfig, pairs: int = 4
 ) -> Path:
-    """Template, search crop (true target marked) and response map for the first pairs."""
-    model = load_weights(model_file, "cpu")
-    sampler = PairSampler(cfg, seed=0)
+    """Response maps on the first labeled pairs of a clip-shard set."""
     samples = []
-    for item in clip_stream(data, transform=sampler):
+    for item in clip_stream(data, transform=PairSampler(cfg, seed=0)):
         samples.append(item)
         if len(samples) == pairs:
             break
+    return plot_responses(model_file, samples, out, cfg.instance)
+
+
+def plot_responses(model_file: Path, samples: list[dict], out: Path, instance: int) -> Path:
+    """Template, search crop (target marked) and response map, one row per pair sample
+    ({"z": 3xHxW uint8, "x": 3xHxW uint8, "offset": (x, y) from the search centre})."""
+    model = load_weights(model_file, "cpu")
     fig, axes = plt.subplots(len(samples), 3, figsize=(7.5, 2.5 * len(samples)), squeeze=False)
     for row, sample in zip(axes, samples, strict=True):
         z = sample["z"].permute(1, 2, 0).numpy()
         x = sample["x"].permute(1, 2, 0).numpy()
         with torch.inference_mode():
             response = model(to_tensor(z), to_tensor(x))[0, 0].sigmoid().numpy()
-        target = sample["offset"].numpy() + cfg.instance / 2
+        target = sample["offset"].numpy() + instance / 2
         row[0].imshow(z[..., ::-1])
         row[0].set_title("template")
         row[1].imshow(x[..., ::-1])

@@ -1,0 +1,264 @@
+"""Stage 3, TC learning: a Siamese tracker trained on mined (noisy) pairs.
+
+Loss per mini-batch: the noise-robust response loss on the pairs (`loss.kind`, default
+`nr`) + contrastive_weight x InfoNCE on two augmented views of the pairs' templates. The
+mini-batches come from AHM over the templates' embeddings, as in stage 1. The largest
+temporal gap of the pairs drawn grows over training (curriculum): near pairs first.
+
+Noise: `loss.noise=auto` estimates the localisation noise of mining from the pairs' cycle
+errors (relative to the seed box size, so one number fits objects of every size) and gives
+each pair its own noise std in search-crop pixels; a number sets it in search-crop pixels.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from jobs.train.bd import embed_pool, unwrap
+from jobs.train.config import TrainConfig
+from jobs.train.pair_stream import stream_seed
+from jobs.train.pictures import plot_responses
+from pul.ahm import ahm_batches
+from pul.augment import AugmentConfig, two_views
+from pul.contrastive import info_nce
+from pul.crops import box_center, context_size, crop_and_resize
+from pul.losses import LossConfig, response_loss, sigma_from_cycle_errors
+from pul.models import ModelConfig, SiamNet, build_model
+from pul.pairs import PairConfig, make_pair
+from pul.weights import load_weights, save_weights
+from jobs.errors import JobError
+from shards.errors import ShardError
+from shards.manifest import Manifest, read_manifest, shard_paths
+from shards.pairs import PairSample, decode_pair, read_records
+from shards.reader import clip_stream
+
+MODEL_FILE = "model.pt"
+
+
+@dataclass
+class TCConfig:
+    data: str = ""
+    """Pair shards written by `pul mine`."""
+    init: str = ""
+    """Model file to start from (the stage-1 BD model); empty: a fresh network."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The network (must match `init`'s)."""
+    pairs: PairConfig = field(default_factory=PairConfig)
+    """Crop sizes and the random shift/stretch of the search crop."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    """Response loss: bce, soft_bce, nr (default) or nr_exact, and the noise std."""
+    contrastive_weight: float = 0.1
+    """lambda of L = L_NR + lambda * L_contrastive (0 turns the contrastive term off)."""
+    tau: float = 0.2
+    """InfoNCE temperature of the contrastive term."""
+    strategy: Literal["ahm", "rss"] = "ahm"
+    """Mini-batches of pairs: anchor template + nearest neighbours (AHM) or random (RSS)."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Views of the templates for the contrastive term."""
+    pool: int = 512
+    """Pairs per rank in the pool batches are drawn from; re-drawn after every pass."""
+    gap_start: int = 4
+    """Largest temporal gap of the pairs drawn at the first step."""
+    gap_end: int = 64
+    """Largest temporal gap at the last step (grows linearly in between)."""
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=16))
+    """Steps, optimiser, workers, checkpoints."""
+    shuffle: int = 256
+    """Pairs held in the shuffle buffer of each data stream."""
+    experiment: str = "pul"
+    """MLflow experiment of the run."""
+    tracking_uri: str = ""
+    """MLflow tracking URI; empty: $MLFLOW_TRACKING_URI, else SQLite under the work folder."""
+
+    def __post_init__(self) -> None:
+        if self.contrastive_weight < 0 or self.tau <= 0:
+            raise ValueError("need contrastive_weight >= 0 and tau > 0")
+        if not 1 <= self.gap_start <= self.gap_end:
+            raise ValueError(
+                f"need 1 <= gap_start <= gap_end, got {self.gap_start}, {self.gap_end}"
+            )
+        if self.pool < 2 * self.train.batch_size:
+            raise ValueError(f"pool ({self.pool}) must hold at least two batches")
+
+
+class TrackerWithEmbedding(nn.Module):
+    """What DDP wraps in stage 3: one forward gives the responses and the view embeddings."""
+
+    def __init__(self, net: SiamNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(
+        self, z: torch.Tensor, x: torch.Tensor, views: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # z: B x 3 x 127 x 127, x: B x 3 x 255 x 255 -> B x 1 x 17 x 17; views: 2B x 3 x 127 x 127
+        return self.net(z, x), (self.net.embed(views) if views is not None else None)
+
+
+class TCStage:
+    def __init__(self, cfg: TCConfig) -> None:
+        self.cfg = cfg
+        if cfg.init:
+            _check_init(cfg.init, cfg.model)
+        manifest = read_manifest(cfg.data)
+        if manifest.kind != "pairs":
+            raise ShardError(f"{cfg.data} holds {manifest.kind}, not mined pairs (pul mine)")
+        gaps = [int(g) for g in manifest.extra.get("pairs_per_gap", {})] or [1]
+        self.min_gap = min(gaps)  # the curriculum never asks for pairs that do not exist
+        # Estimated once, on the driver, from all mined pairs: every rank uses the same value.
+        self.noise_rel = relative_noise(cfg.data, manifest) if cfg.loss.noise == "auto" else None
+
+    def build_model(self) -> TrackerWithEmbedding:
+        net = build_model(self.cfg.model)
+        if self.cfg.init:
+            net.load_state_dict(load_weights(self.cfg.init).state_dict(), strict=False)
+        return TrackerWithEmbedding(net)
+
+    def gap_limit(self, step: int) -> int:
+        progress = step / max(1, self.cfg.train.steps - 1)
+        limit = round(self.cfg.gap_start + progress * (self.cfg.gap_end - self.cfg.gap_start))
+        return max(limit, self.min_gap)
+
+    def batches(self, start_step: int, model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
+        cfg = self.cfg
+        seed = stream_seed(cfg.train.seed, start_step)
+        rng = np.random.default_rng(seed)
+        pairs = iter(pair_stream(cfg.data, cfg.shuffle, seed))
+        step = start_step
+        while True:
+            limit = self.gap_limit(step)
+            pool = _take(pairs, cfg.pool, lambda p, limit=limit: p.record.gap <= limit)
+            templates = np.stack([exemplar(p, cfg.pairs) for p in pool])
+            index = embed_pool(unwrap(model).net, templates)
+            for idx in ahm_batches(index, cfg.train.batch_size, rng, cfg.strategy):
+                yield self._batch([pool[i] for i in idx], templates[idx], rng)
+                step += 1
+
+    def _batch(self, pool: list[PairSample], templates: np.ndarray, rng) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        made = [
+            make_pair(p.z, np.array(p.record.z_box), p.x, np.array(p.record.x_box), cfg.pairs, rng)
+            for p in pool
+        ]
+        batch = {
+            "z": _chw(np.stack([m[0] for m in made])),
+            "x": _chw(np.stack([m[1] for m in made])),
+            "offset": torch.from_numpy(np.stack([m[2] for m in made])),
+            "sigma": torch.tensor([self.sigma_px(p) for p in pool], dtype=torch.float32),
+        }
+        if cfg.contrastive_weight > 0:
+            a, b = two_views(templates, rng, cfg.augment)
+            batch["views"] = _chw(np.concatenate([a, b]))
+        return batch
+
+    def sigma_px(self, pair: PairSample) -> float:
+        """The pair's noise std in search-crop pixels."""
+        if self.noise_rel is None:
+            return self.cfg.loss.noise_px()
+        w, h = pair.record.x_box[2:]
+        # the search crop shows the box at exemplar / context_size pixels per box pixel
+        return (
+            self.noise_rel
+            * float(np.sqrt(w * h))
+            * self.cfg.pairs.exemplar
+            / context_size(w, h, self.cfg.pairs.context)
+        )
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]):
+        cfg = self.cfg
+        views = batch["views"].float() if "views" in batch else None
+        logits, emb = model(batch["z"].float(), batch["x"].float(), views)
+        nr = response_loss(
+            cfg.loss.kind, logits, batch["offset"], batch["sigma"], radius=cfg.loss.radius
+        )
+        metrics = {"loss_response": nr.item()}
+        if emb is None:
+            return nr, metrics
+        contrastive = info_nce(*emb.chunk(2), cfg.tau)
+        metrics["loss_contrastive"] = contrastive.item()
+        return nr + cfg.contrastive_weight * contrastive, metrics
+
+    def export(self, model: nn.Module, folder: str) -> None:
+        save_weights(unwrap(model).net, self.cfg.model, os.path.join(folder, MODEL_FILE))
+
+    def picture(self, model_file: Path, run_dir: Path) -> Path:
+        rng = np.random.default_rng(0)
+        samples = []
+        for pair in itertools.islice(pair_stream(self.cfg.data, 0, 0, resampled=False), 4):
+            z, x, offset = make_pair(
+                pair.z,
+                np.array(pair.record.z_box),
+                pair.x,
+                np.array(pair.record.x_box),
+                self.cfg.pairs,
+                rng,
+            )
+            samples.append(
+                {"z": _chw(z[None])[0], "x": _chw(x[None])[0], "offset": torch.from_numpy(offset)}
+            )
+        return plot_responses(
+            model_file, samples, run_dir / "responses.png", self.cfg.pairs.instance
+        )
+
+
+def _check_init(path: str, model: ModelConfig) -> None:
+    """Refuse a bad init file on the driver, before any worker starts."""
+    try:
+        net = load_weights(path)
+    except ValueError as err:
+        raise JobError(f"init: {err}") from None
+    if net.out_channels != build_model(model).out_channels:
+        raise JobError(
+            f"init: {path} is not a model.backbone={model.backbone} width={model.width} network"
+        )
+
+
+def pair_stream(data: str, shuffle: int, seed: int, resampled: bool = True):
+    return clip_stream(data, resampled=resampled, shuffle=shuffle, seed=seed, decode=decode_pair)
+
+
+def relative_noise(data: str, manifest: Manifest) -> float:
+    """Mining's localisation noise std, as a fraction of sqrt(w h) of the seed box.
+
+    The cycle errors of the kept pairs are truncated at mining's threshold (also relative
+    to the seed size), which `sigma_from_cycle_errors` corrects for.
+    """
+    records = [r for path in shard_paths(data) for r in read_records(path)]
+    errors = np.array([r.cycle_error / np.sqrt(r.seed_box[2] * r.seed_box[3]) for r in records])
+    threshold = manifest.config.get("mining", {}).get("max_cycle_error")
+    if len(errors) < 10:
+        return 0.5 * (threshold or 0.1)  # too few pairs to estimate: half the threshold
+    try:
+        return float(sigma_from_cycle_errors(errors, max_error_px=threshold))
+    except ValueError:  # errors crowd the threshold: the truncation cannot be undone
+        return float(sigma_from_cycle_errors(errors))
+
+
+def exemplar(pair: PairSample, cfg: PairConfig) -> np.ndarray:
+    """The pair's template as the tracker would see it (no augmentation)."""
+    box = pair.record.z_box
+    return crop_and_resize(
+        pair.z, box_center(box), context_size(box[2], box[3], cfg.context), cfg.exemplar
+    )
+
+
+def _take(items: Iterator, count: int, keep=lambda item: True) -> list:
+    taken = []
+    while len(taken) < count:
+        item = next(items)
+        if keep(item):
+            taken.append(item)
+    return taken
+
+
+def _chw(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
