@@ -31,6 +31,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/shards_read.py
+	$(PY) bench/track_speed.py
+	$(PY) bench/train_speed.py
 
 clean:
 	rm -rf $(VENV) work

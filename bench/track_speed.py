@@ -88,15 +88,21 @@ def main() -> None:
         for backbone, label in (("alexnet", "SiamFC AlexNet"), ("resnet22", "SiamDW CIResNet-22")):
             rows.append((label, device, name, time_siamese(backbone, device, frames)))
     rows.append(("OpenCV MIL (classic)", "cpu", platform.processor(), time_mil(frames)))
-    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-          f"{args.frames} frames 640x360, median frame time\n")
+    print(
+        f"\ntorch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+        f"{args.frames} frames 640x360, median frame time\n"
+    )
     print("| tracker | device | frames/s |")
     print("|---|---|---|")
     for label, device, name, fps in rows:
         print(f"| {label} | {device} ({name or 'cpu'}) | {fps:.1f} |")
     if args.json:
-        args.json.write_text(json.dumps([dict(zip(("tracker", "device", "name", "fps"), r,
-                                                  strict=True)) for r in rows], indent=2))
+        args.json.write_text(
+            json.dumps(
+                [dict(zip(("tracker", "device", "name", "fps"), r, strict=True)) for r in rows],
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

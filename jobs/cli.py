@@ -34,10 +34,13 @@ DESCRIPTION = """\
 Train visual object trackers from unlabeled video (Progressive Unsupervised Learning).
 
 Typical session:
-  pul synth --out work/synth                 make labeled synthetic videos
-  pul shards pack work/synth --out work/clips   pack videos into clip shards
-  pul shards verify work/clips               check every shard and sample
-  pul demo                                   all of the above on the bundled data
+  pul synth --out work/synth                     labeled synthetic videos (OTB layout)
+  pul shards pack work/synth --out work/clips    videos -> verified clip shards
+  pul train bd --data work/clips --run-dir work/runs/bd          PUL stage 1
+  pul mine --data work/clips --model work/runs/bd/model.pt --out work/pairs   stage 2
+  pul train tc --data work/pairs --run-dir work/runs/tc init=work/runs/bd/model.pt
+  pul eval --root work/bench --model work/runs/tc/model.pt --baseline still
+  pul demo                                       the data stage on the bundled footage
 
 Configs: every job reads a typed config; pass `--config FILE` (a YAML preset from
 configs/) and `key.sub=value` overrides; `pul config show JOB` lists every field.

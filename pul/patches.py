@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pul.boxes import random_boxes
 from pul.crops import average_colour, context_size, crop_and_resize
 
 
@@ -74,7 +75,15 @@ def sample_patches(
         raise ValueError(f"frame must be HxWx3 uint8, got {frame.shape} {frame.dtype}")
     border = average_colour(frame)  # one pass over the frame for all crops
     patches, boxes = [], []
-    for box in _candidate_boxes(frame.shape[:2], count * cfg.tries_per_patch, rng, cfg):
+    candidates = random_boxes(
+        frame.shape[:2],
+        count * cfg.tries_per_patch,
+        rng,
+        (cfg.min_scale, cfg.max_scale),
+        cfg.max_aspect,
+        log_sides=True,
+    )
+    for box in candidates:
         if len(patches) == count:
             break
         if boxes and _iou(box, np.asarray(boxes)).max() > cfg.max_iou:
@@ -98,21 +107,6 @@ def texture(patch: np.ndarray, box_wh: np.ndarray) -> float:
     gray = cv2.cvtColor(patch[y0 : y0 + h, x0 : x0 + w], cv2.COLOR_BGR2GRAY).astype(np.float32)
     # Forward differences: 2x1 kernels, so no border handling decides the answer.
     return float(np.abs(np.diff(gray, axis=1)).mean() + np.abs(np.diff(gray, axis=0)).mean())
-
-
-def _candidate_boxes(
-    frame_hw: tuple[int, int], n: int, rng: np.random.Generator, cfg: PatchConfig
-) -> np.ndarray:
-    # n x 4 boxes (x, y, w, h), wholly inside the frame; drawn at once, used in order.
-    height, width = frame_hw
-    short = min(height, width)
-    side = short * np.exp(rng.uniform(np.log(cfg.min_scale), np.log(cfg.max_scale), n))
-    log_aspect = rng.uniform(-np.log(cfg.max_aspect), np.log(cfg.max_aspect), n)
-    w = np.minimum(side * np.exp(log_aspect / 2), width)
-    h = np.minimum(side * np.exp(-log_aspect / 2), height)
-    x = rng.uniform(0, 1, n) * (width - w)
-    y = rng.uniform(0, 1, n) * (height - h)
-    return np.stack([x, y, w, h], axis=1)
 
 
 def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pul.boxes import random_boxes
 from pul.crops import EXEMPLAR_SIZE, average_colour, to_tensor
 from pul.models.siamese import SiamNet
 
@@ -45,14 +46,7 @@ def sample_boxes(
     sqrt(w h) is uniform in [seed_min, seed_max] x the shorter frame side; the aspect ratio
     w / h is log-uniform in [1 / max_aspect, max_aspect].
     """
-    height, width = frame_shape[:2]
-    side = rng.uniform(cfg.seed_min, cfg.seed_max, n) * min(width, height)
-    log_aspect = rng.uniform(-np.log(cfg.max_aspect), np.log(cfg.max_aspect), n)
-    w = np.minimum(side * np.exp(log_aspect / 2), width)
-    h = np.minimum(side * np.exp(-log_aspect / 2), height)
-    x = rng.uniform(0.0, 1.0, n) * (width - w)
-    y = rng.uniform(0.0, 1.0, n) * (height - h)
-    return np.stack([x, y, w, h], axis=1)
+    return random_boxes(frame_shape[:2], n, rng, (cfg.seed_min, cfg.seed_max), cfg.max_aspect)
 
 
 def texture(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from jobs.errors import JobError
 from jobs.train.bd import embed_pool, unwrap
 from jobs.train.config import TrainConfig
 from jobs.train.pair_stream import stream_seed
@@ -35,7 +36,6 @@ from pul.losses import LossConfig, response_loss, sigma_from_cycle_errors
 from pul.models import ModelConfig, SiamNet, build_model
 from pul.pairs import PairConfig, make_pair
 from pul.weights import load_weights, save_weights
-from jobs.errors import JobError
 from shards.errors import ShardError
 from shards.manifest import Manifest, read_manifest, shard_paths
 from shards.pairs import PairSample, decode_pair, read_records
