@@ -28,6 +28,7 @@ import webdataset as wds
 
 from shards.errors import ShardError
 from shards.manifest import shard_paths
+from shards.tarscan import TarDamage, iter_tar
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def clip_stream(
         stages: list[Any] = [wds.ResampledShards(urls, seed=seed, deterministic=True)]
     else:
         stages = [wds.SimpleShardList(urls), wds.split_by_node, wds.split_by_worker]
-    stages.append(wds.tarfile_to_samples(handler=skips.tar_error))
+    stages.append(_tar_samples(skips))
     if shuffle:
         stages.append(wds.shuffle(shuffle, seed=seed))
     stages.append(_decode_stage(decode or to_clip, transform, skips))
@@ -152,6 +153,31 @@ def clip_stream(
     if epoch_samples is not None:
         pipeline = pipeline.with_epoch(epoch_samples)
     return pipeline
+
+
+def _tar_samples(skips: SkipCounter):
+    """Shard urls -> raw samples ({"__key__", "__url__", suffix: bytes}), members grouped by
+    key; a damaged shard is counted and the stream moves on to the next one."""
+
+    def run(shards: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for shard in shards:
+            url = shard["url"]
+            sample: dict[str, Any] = {}
+            try:
+                for name, data in iter_tar(url):
+                    key, _, suffix = name.partition(".")
+                    if sample and key != sample["__key__"]:
+                        yield sample
+                        sample = {}
+                    sample.setdefault("__key__", key)
+                    sample["__url__"] = url
+                    sample[suffix] = data
+                if sample:
+                    yield sample
+            except (OSError, TarDamage) as err:
+                skips.tar_error(err)
+
+    return run
 
 
 def _decode_stage(decode, transform: Callable[[Any], Any] | None, skips: SkipCounter):

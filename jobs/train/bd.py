@@ -27,6 +27,7 @@ from pul.contrastive import info_nce
 from pul.models import ModelConfig, SiamNet, build_model
 from pul.patches import PatchConfig, sample_patches
 from pul.weights import save_weights
+from shards.errors import ShardError
 from shards.reader import clip_stream
 
 MODEL_FILE = "model.pt"
@@ -124,9 +125,12 @@ class BDStage:
 
 def draw_pool(clips, size: int, per_frame: int, cfg: PatchConfig, rng) -> np.ndarray:
     """`size` patches (N x 127 x 127 x 3 uint8), from one random frame of each next clip."""
-    parts, count = [], 0
+    parts, count, clips_seen = [], 0, 0
     while count < size:
+        if clips_seen == 20 * size:  # bounded: a stream of flat frames must not spin forever
+            raise ShardError(f"could not cut {size} textured patches from {clips_seen} clips")
         clip = next(clips)
+        clips_seen += 1
         frame = clip.frame(int(rng.integers(len(clip))))
         patches, _ = sample_patches(frame, min(per_frame, size - count), rng, cfg)
         if len(patches):

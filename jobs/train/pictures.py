@@ -70,7 +70,7 @@ def ahm_picture(model_file: Path, cfg, out: Path, rows: int = 4, cols: int = 8) 
 
     net = load_weights(model_file, "cpu")
     rng = np.random.default_rng(0)
-    clips = iter(clip_stream(cfg.data))
+    clips = iter(clip_stream(cfg.data, resampled=True, seed=0))
     pool = draw_pool(clips, min(cfg.pool, 512), cfg.patches_per_frame, cfg.patches, rng)
     index = embed_pool(net, pool)
     batches = list(ahm_batches(index, cols, rng, "ahm", num_batches=rows))

@@ -129,3 +129,16 @@ def test_a_run_dir_with_another_config_is_refused(labeled_clips, tmp_path, capsy
     (run_dir / "config.yaml").write_text("data: elsewhere\n")
     code = main(["train", "supervised", "--data", str(labeled_clips), "--run-dir", str(run_dir)])
     assert code == 2 and "holds a run with a different config" in capsys.readouterr().err
+
+
+def test_an_unreachable_tracking_server_fails_at_start(
+    labeled_clips, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # discard port: nothing there
+    code = main(
+        ["train", "supervised", "--data", str(labeled_clips), "--run-dir", str(tmp_path / "r")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "MLflow tracking server at http://127.0.0.1:9 is unreachable" in err
+    assert not (tmp_path / "r" / "ray").exists()  # failed before any training started
