@@ -28,7 +28,16 @@ class ConfigError(Exception):
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """The docstring written under each field of a dataclass (torchtitan style)."""
+    """The docstring written under each field of a dataclass (torchtitan style), including
+    the fields it inherits."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(_own_field_docs(klass))
+    return docs
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError):
@@ -59,11 +68,25 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f" (did you mean '{_join(where, close[0])}'?)" if close else ""
             raise ConfigError(f"unknown config key '{_join(where, key)}'{hint}")
-    values = {k: _coerce(v, hints[k], _join(where, k)) for k, v in data.items()}
+    defaults = {f.name: f for f in dataclasses.fields(cls)}
+    values = {
+        k: _coerce(_over_default(defaults[k], v), hints[k], _join(where, k))
+        for k, v in data.items()
+    }
     try:
         return cls(**values)
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{where or cls.__name__}: {err}") from None
+
+
+def _over_default(f: dataclasses.Field, value: Any) -> Any:
+    """A nested section overrides the fields of its owner's default, not the class defaults:
+    `train.steps=5` on a stage whose default train section has lr 0.05 keeps lr 0.05."""
+    if isinstance(value, dict) and f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+        if dataclasses.is_dataclass(default):
+            return {**to_dict(default), **value}
+    return value
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from jobs.train.config import TrainConfig
+from jobs.train.config import Tracked, TrainConfig
 from jobs.train.pair_stream import stream_seed
 from jobs.train.pictures import ahm_picture
 from pul.ahm import ahm_batches, build_index
@@ -34,7 +34,7 @@ MODEL_FILE = "model.pt"
 
 
 @dataclass
-class BDConfig:
+class BDConfig(Tracked):
     data: str = ""
     """Clip shards to learn from (labels, if any, are never read)."""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -56,10 +56,6 @@ class BDConfig:
     """Patches cut from each sampled frame (one frame per clip)."""
     shuffle: int = 64
     """Clips held in the shuffle buffer of each data stream."""
-    experiment: str = "pul"
-    """MLflow experiment of the run."""
-    tracking_uri: str = ""
-    """MLflow tracking URI; empty: $MLFLOW_TRACKING_URI, else SQLite under the work folder."""
 
     def __post_init__(self) -> None:
         if self.tau <= 0:

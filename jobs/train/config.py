@@ -6,6 +6,16 @@ from dataclasses import dataclass
 
 
 @dataclass
+class Tracked:
+    """Where a job's MLflow run goes: the fields every training stage's config starts with."""
+
+    experiment: str = "pul"
+    """MLflow experiment of the run."""
+    tracking_uri: str = ""
+    """MLflow tracking URI; empty: $MLFLOW_TRACKING_URI, else SQLite under the work folder."""
+
+
+@dataclass
 class TrainConfig:
     steps: int = 2000
     """Optimiser steps (each worker takes the same number)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from jobs.train.config import TrainConfig
+from jobs.train.config import Tracked, TrainConfig
 from jobs.train.pair_stream import pair_batches, stream_seed
 from jobs.train.pictures import response_picture
 from pul.losses import balanced_bce
@@ -25,7 +25,7 @@ MODEL_FILE = "model.pt"
 
 
 @dataclass
-class SupervisedConfig:
+class SupervisedConfig(Tracked):
     data: str = ""
     """Labeled clip shards (a folder with manifest.json), e.g. packed synthetic videos."""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -38,10 +38,6 @@ class SupervisedConfig:
     """Response cells within this many search pixels of the target are positives (SiamFC)."""
     shuffle: int = 64
     """Clips held in the shuffle buffer of each data stream."""
-    experiment: str = "pul"
-    """MLflow experiment of the run."""
-    tracking_uri: str = ""
-    """MLflow tracking URI; empty: $MLFLOW_TRACKING_URI, else SQLite under the work folder."""
 
     def __post_init__(self) -> None:
         if self.label_radius <= 0:

@@ -25,7 +25,7 @@ from torch import nn
 
 from jobs.errors import JobError
 from jobs.train.bd import embed_pool, unwrap
-from jobs.train.config import TrainConfig
+from jobs.train.config import Tracked, TrainConfig
 from jobs.train.pair_stream import stream_seed
 from jobs.train.pictures import plot_responses
 from pul.ahm import ahm_batches
@@ -45,7 +45,7 @@ MODEL_FILE = "model.pt"
 
 
 @dataclass
-class TCConfig:
+class TCConfig(Tracked):
     data: str = ""
     """Pair shards written by `pul mine`."""
     init: str = ""
@@ -74,10 +74,6 @@ class TCConfig:
     """Steps, optimiser, workers, checkpoints."""
     shuffle: int = 256
     """Pairs held in the shuffle buffer of each data stream."""
-    experiment: str = "pul"
-    """MLflow experiment of the run."""
-    tracking_uri: str = ""
-    """MLflow tracking URI; empty: $MLFLOW_TRACKING_URI, else SQLite under the work folder."""
 
     def __post_init__(self) -> None:
         if self.contrastive_weight < 0 or self.tau <= 0:

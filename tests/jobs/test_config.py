@@ -125,3 +125,15 @@ def test_exponent_without_a_dot_is_a_float():
     assert from_dict(Inner, apply_overrides({}, ["rate=1e-4"])).rate == 1e-4
     with pytest.raises(ConfigError, match="rate: expected float, got 'fast'"):
         from_dict(Inner, {"rate": "fast"})
+
+
+@dataclass
+class Stage:
+    inner: Inner = field(default_factory=lambda: Inner(rate=0.5, steps=99))
+    """A section whose owner overrides the section's own defaults."""
+
+
+def test_a_nested_override_keeps_the_owners_other_defaults():
+    cfg = from_dict(Stage, apply_overrides({}, ["inner.steps=5"]))
+    assert (cfg.inner.rate, cfg.inner.steps) == (0.5, 5)
+    assert from_dict(Stage, {}).inner == Inner(rate=0.5, steps=99)
