@@ -122,7 +122,7 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
 
 def _run_inspect(args: argparse.Namespace) -> int:
     info = summary(args.folder)
-    if args.json:
+    if args.json or "statistics" in info:
         print(json.dumps(info, indent=2))
     else:
         print(

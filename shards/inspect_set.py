@@ -16,6 +16,8 @@ def summary(folder: str | Path) -> dict:
     """Totals from the manifest plus per-source counts read from the clips' metadata."""
     folder = Path(folder)
     manifest = read_manifest(folder)
+    if manifest.kind != "clips":  # e.g. mined pairs: their manifest carries the statistics
+        return _manifest_summary(folder, manifest)
     per_source: Counter = Counter()
     frames_per_source: Counter = Counter()
     videos: set[tuple[str, str]] = set()
@@ -40,6 +42,19 @@ def summary(folder: str | Path) -> dict:
         "sources": {
             s: {"clips": per_source[s], "frames": frames_per_source[s]} for s in sorted(per_source)
         },
+        "command": " ".join(manifest.command),
+    }
+
+
+def _manifest_summary(folder: Path, manifest) -> dict:
+    return {
+        "folder": str(folder),
+        "kind": manifest.kind,
+        "shards": len(manifest.shards),
+        "samples": manifest.samples,
+        "bytes": manifest.bytes,
+        "lineage": manifest.lineage,
+        "statistics": {k: v for k, v in manifest.extra.items() if k != "plan_hash"},
         "command": " ".join(manifest.command),
     }
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shards.manifest import read_manifest, sha256_file
+from shards.pairs import decode_pair
 from shards.reader import CorruptSample, to_clip
 from shards.tario import read_members
 
@@ -41,14 +42,24 @@ def verify_set(
         elif sha256_file(path) != entry.sha256:
             report.problems.append("sha256 differs from the manifest")
         if path.is_file() and decode:
-            _check_samples(path, report, expected=entry.samples)
+            _check_samples(path, report, entry.samples, CHECKS[manifest.kind])
         reports.append(report)
         if on_shard:
             on_shard(report)
     return reports
 
 
-def _check_samples(path: Path, report: ShardReport, expected: int) -> None:
+def _check_clip(sample: dict) -> None:
+    clip = to_clip(sample)
+    for i in range(len(clip)):
+        clip.frame(i)
+
+
+CHECKS: dict[str, Callable[[dict], object]] = {"clips": _check_clip, "pairs": decode_pair}
+"""How a sample of each kind of shard set is fully decoded (raising CorruptSample)."""
+
+
+def _check_samples(path: Path, report: ShardReport, expected: int, check) -> None:
     samples: dict[str, dict[str, bytes]] = {}
     try:
         for name, data in read_members(path):
@@ -58,9 +69,7 @@ def _check_samples(path: Path, report: ShardReport, expected: int) -> None:
         report.problems.append(f"unreadable tar ({type(err).__name__}: {err})")
     for key, sample in samples.items():
         try:
-            clip = to_clip(sample)
-            for i in range(len(clip)):
-                clip.frame(i)
+            check(sample)
         except CorruptSample as err:
             report.problems.append(str(err))
         except KeyError:

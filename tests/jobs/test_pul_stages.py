@@ -19,6 +19,7 @@ from pul.tracker import SiamFCTracker
 from pul.weights import load_weights
 from shards.pack_config import PackConfig
 from shards.synth import SynthConfig, generate
+from shards.verify import verify_set
 
 TWO_SMALL_WORKERS = {"workers": 2, "cpus_per_worker": 0.5, "log_every": 1, "max_failures": 0}
 
@@ -79,6 +80,8 @@ def test_stage_1_2_3_on_tiny_data(tmp_path, ray_local):
         progress=False,
     )
     assert mined.kind == "pairs" and mined.samples > 0
+    reports = verify_set(tmp_path / "pairs")  # every pair sample decodes
+    assert all(r.ok for r in reports) and sum(r.samples for r in reports) == mined.samples
 
     tc = from_dict(
         TCConfig,
