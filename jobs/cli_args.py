@@ -10,12 +10,6 @@ OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 OVERRIDES_HELP = "config overrides as key.sub=value (see `pul config show`)"
 
 
-def add_config_args(parser: argparse.ArgumentParser, preset_hint: str) -> None:
-    parser.add_argument(
-        "--config", metavar="FILE", help=f"YAML preset to start from, e.g. {preset_hint}"
-    )
-
-
 def split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
     """Separate `key=value` overrides from plain positional arguments (paths)."""
     overrides = [item for item in items if OVERRIDE.match(item)]

@@ -30,23 +30,23 @@ def summary(folder: str | Path) -> dict:
         videos.add((source, clip.meta["video"]))
         labeled += "gt" in clip.meta
     return {
-        "folder": str(folder),
-        "kind": manifest.kind,
-        "shards": len(manifest.shards),
-        "samples": manifest.samples,
-        "bytes": manifest.bytes,
-        "lineage": manifest.lineage,
+        **_manifest_facts(folder, manifest),
         "videos": len(videos),
         "labeled_clips": labeled,
         "skipped": stream.skips.total,
         "sources": {
             s: {"clips": per_source[s], "frames": frames_per_source[s]} for s in sorted(per_source)
         },
-        "command": " ".join(manifest.command),
     }
 
 
 def _manifest_summary(folder: Path, manifest) -> dict:
+    stats = {k: v for k, v in manifest.extra.items() if k != "plan_hash"}
+    return {**_manifest_facts(folder, manifest), "statistics": stats}
+
+
+def _manifest_facts(folder: Path, manifest) -> dict:
+    """What the manifest alone says about a shard set of any kind."""
     return {
         "folder": str(folder),
         "kind": manifest.kind,
@@ -54,7 +54,6 @@ def _manifest_summary(folder: Path, manifest) -> dict:
         "samples": manifest.samples,
         "bytes": manifest.bytes,
         "lineage": manifest.lineage,
-        "statistics": {k: v for k, v in manifest.extra.items() if k != "plan_hash"},
         "command": " ".join(manifest.command),
     }
 
