@@ -16,7 +16,9 @@ from jobs import (
     cli_config,
     cli_eval,
     cli_mine,
+    cli_mlflow,
     cli_models,
+    cli_pipeline,
     cli_shards,
     cli_track,
     cli_train,
@@ -59,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_eval.add_command(commands)
     cli_track.add_command(commands)
     cli_models.add_commands(commands)
+    cli_mlflow.add_command(commands)
+    cli_pipeline.add_command(commands)
     cli_config.add_commands(commands)
     demo.add_command(commands)
     return parser

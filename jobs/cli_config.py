@@ -7,6 +7,7 @@ import argparse
 from jobs.cli_args import OVERRIDES_HELP, HelpFormatter
 from jobs.config import describe, dump_yaml, load_config
 from jobs.mine import MineJobConfig
+from jobs.pipeline.config import PipelineConfig
 from jobs.train.job import STAGES
 from shards.pack_config import PackConfig
 from shards.synth import SynthConfig
@@ -15,6 +16,7 @@ CONFIGS: dict[str, type] = {
     "pack": PackConfig,
     "synth": SynthConfig,
     "mine": MineJobConfig,
+    "pipeline": PipelineConfig,
     **{name: config for name, (config, _) in STAGES.items()},
 }
 
@@ -35,7 +37,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     resolve.add_argument("job", choices=sorted(CONFIGS))
     resolve.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     resolve.add_argument("--config", metavar="FILE", help="YAML preset")
-    resolve.add_argument("--section", help="section of --config (default: the job's name)")
+    resolve.add_argument(
+        "--section", help="section of --config (default: the job's name; pipeline: the file)"
+    )
     resolve.set_defaults(run=_run_resolve)
 
 
@@ -46,6 +50,7 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_resolve(args: argparse.Namespace) -> int:
-    cfg = load_config(CONFIGS[args.job], args.config, args.section or args.job, args.overrides)
+    section = args.section or (None if args.job == "pipeline" else args.job)
+    cfg = load_config(CONFIGS[args.job], args.config, section, args.overrides)
     print(dump_yaml(cfg), end="")
     return 0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from jobs.cli_args import HelpFormatter
+from jobs.cli_models import add_tracking_uri
 from jobs.errors import JobError
 from jobs.evaluate import STILL, EvalRequest, evaluate
+from jobs.model_uri import DEFAULT_CACHE, is_remote, parse_spec, resolve_model
+from jobs.registry import default_tracking_uri
 from jobs.report import format_table
 
 
@@ -21,6 +23,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "sequence results (OTB text format), metrics.json, table.md and success/precision "
         "plots with every tracker on one plot.\n\nexamples:\n"
         "  pul eval --benchmark otb --root work/demo/synth-bench --model work/runs/sup/model.pt\n"
+        "  pul eval --root work/bench --model models:/pul-alexnet@champion --model new=RUN_ID\n"
         "  pul eval --benchmark otb --root OTB100 --results pysot_results/ --out work/eval",
     )
     p.add_argument(
@@ -34,8 +37,10 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "--model",
         action="append",
         default=[],
-        metavar="[NAME=]PATH",
-        help="a model weights file to evaluate (repeatable)",
+        metavar="[NAME=]MODEL",
+        help="a tracker to evaluate (repeatable): a model weights file, models:/NAME@ALIAS, "
+        "models:/NAME/VERSION, runs:/RUN_ID/model.pt or a run id (fetched from MLflow into "
+        f"{DEFAULT_CACHE})",
     )
     p.add_argument(
         "--baseline",
@@ -60,6 +65,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help="sequences at once: 0 one Ray task per CPU, 1 in this process",
     )
     p.add_argument("--device", default="cpu", help="torch device when --workers 1 (e.g. cuda)")
+    add_tracking_uri(p)
     p.set_defaults(run=_run_eval)
 
 
@@ -68,13 +74,19 @@ def model_names(items: list[str]) -> dict[str, str]:
     for item in items:
         name, sep, path = item.partition("=")
         if not sep:
-            path = item
-            stem = Path(item).stem
-            name = Path(item).parent.name if stem == "model" else stem
+            name, path = parse_spec(item).label, item
         if name in models:
             raise JobError(f"two models are named {name!r}; name them: --model NAME=PATH")
         models[name] = path
     return models
+
+
+def local_models(models: dict[str, str], tracking_uri: str) -> dict[str, str]:
+    """Name -> local weights file, fetching the MLflow ones (models:/, runs:/, run ids)."""
+    if not any(is_remote(spec) for spec in models.values()):
+        return models
+    uri = default_tracking_uri(tracking_uri)
+    return {name: str(resolve_model(spec, uri, DEFAULT_CACHE)) for name, spec in models.items()}
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -84,7 +96,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         benchmark=args.benchmark,
         root=args.root,
         out=args.out,
-        models=model_names(args.model),
+        models=local_models(model_names(args.model), args.tracking_uri),
         baselines=args.baseline,
         results_dirs=args.results,
         sequences=args.sequences,

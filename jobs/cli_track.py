@@ -10,8 +10,11 @@ import numpy as np
 from tqdm import tqdm
 
 from jobs.cli_args import HelpFormatter
+from jobs.cli_models import add_tracking_uri
 from jobs.errors import JobError
 from jobs.evaluate import make_tracker
+from jobs.model_uri import DEFAULT_CACHE, is_remote, resolve_model
+from jobs.registry import default_tracking_uri
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
@@ -22,13 +25,22 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         description="Track the object in --box (x,y,w,h of the first frame, pixels) through "
         "VIDEO with a model; writes OUT with the box drawn on every frame, and the boxes, one "
         "x,y,w,h line per frame, to OUT with a .txt suffix.\n\nexample:\n"
-        "  pul track bikes.mp4 --model work/runs/sup/model.pt --box 300,120,40,60 --out t.mp4",
+        "  pul track bikes.mp4 --model work/runs/sup/model.pt --box 300,120,40,60 --out t.mp4\n"
+        "  pul track bikes.mp4 --model models:/pul-alexnet@champion --box 300,120,40,60 "
+        "--out t.mp4",
     )
     p.add_argument("video", metavar="VIDEO")
-    p.add_argument("--model", required=True, metavar="PATH", help="model weights file")
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="MODEL",
+        help="a model weights file, models:/NAME@ALIAS, models:/NAME/VERSION, "
+        f"runs:/RUN_ID/model.pt or a run id (fetched from MLflow into {DEFAULT_CACHE})",
+    )
     p.add_argument("--box", required=True, metavar="x,y,w,h", help="the object in frame 1")
     p.add_argument("--out", required=True, metavar="OUT.mp4")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    add_tracking_uri(p)
     p.set_defaults(run=_run_track)
 
 
@@ -46,15 +58,18 @@ def _run_track(args: argparse.Namespace) -> int:
     box = parse_box(args.box)
     if not Path(args.video).is_file():
         raise JobError(f"video not found: {args.video}")
-    if not Path(args.model).is_file():
-        raise JobError(f"model file not found: {args.model}")
+    model = args.model
+    if is_remote(model):
+        model = str(resolve_model(model, default_tracking_uri(args.tracking_uri), DEFAULT_CACHE))
+    if not Path(model).is_file():
+        raise JobError(f"model file not found: {model}")
     capture = cv2.VideoCapture(args.video)
     ok, frame = capture.read()
     if not ok:
         raise JobError(f"cannot read a frame from {args.video}")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    tracker = make_tracker(("model", args.model), args.device)
+    tracker = make_tracker(("model", model), args.device)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame.shape[1::-1])

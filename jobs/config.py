@@ -255,9 +255,23 @@ def describe(cls: type, prefix: str = "", defaults: Any = None) -> list[str]:
         if dataclasses.is_dataclass(hints[f.name]):
             lines.extend(describe(hints[f.name], key, value))
             continue
+        optional = _optional_section(hints[f.name])
+        if optional is not None and value is None:
+            lines.append(f"{key} (optional section, default unset): {docs.get(f.name, '')}")
+            lines.extend(describe(optional, key))
+            continue
         kind = _type_name(hints[f.name])
         lines.append(f"{key} ({kind}, default {value!r}): {docs.get(f.name, '')}")
     return lines
+
+
+def _optional_section(tp: Any) -> type | None:
+    """The dataclass of an `X | None` field, else None."""
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
+            return inner[0]
+    return None
 
 
 def _type_name(tp: Any) -> str:

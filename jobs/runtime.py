@@ -25,7 +25,10 @@ def connect_ray(num_cpus: int | None = None) -> None:
     else:
         # The dashboard stays on: without it Ray Train's placement-group cleaner floods the
         # log with state-API errors.
+        # address="local": a new cluster even when a `ray start` on this host (e.g. a job
+        # of `pul submit --profile local`) left its address behind for ray.init to find
         ray.init(
+            address="local",
             num_cpus=num_cpus,
             logging_level=logging.WARNING,
             configure_logging=False,

@@ -40,18 +40,24 @@ def train_supervised(cfg: SupervisedConfig, run_dir: str | Path) -> Path:
     return train_stage("supervised", cfg, run_dir)
 
 
-def train_stage(name: str, cfg: Any, run_dir: str | Path) -> Path:
-    """Train stage `name` with `cfg` into `run_dir` (resuming it); returns the model file."""
+def train_stage(
+    name: str, cfg: Any, run_dir: str | Path, tags: dict[str, str] | None = None
+) -> Path:
+    """Train stage `name` with `cfg` into `run_dir` (resuming it); returns the model file.
+
+    `tags` go on the MLflow run (the pipeline nests stage runs under its own this way)."""
     if not cfg.data:
         raise JobError("no training data: set data=DIR (a shard folder)")
     # absolute, because Ray workers run in folders of their own
     cfg = dataclasses.replace(cfg, data=str(Path(cfg.data).resolve()))
     if getattr(cfg, "init", ""):
         cfg = dataclasses.replace(cfg, init=str(Path(cfg.init).resolve()))
-    return run_stage(name, STAGES[name][1](cfg), cfg, cfg.data, Path(run_dir))
+    return run_stage(name, STAGES[name][1](cfg), cfg, cfg.data, Path(run_dir), tags)
 
 
-def run_stage(name: str, stage: Any, cfg: Any, data: str, run_dir: Path) -> Path:
+def run_stage(
+    name: str, stage: Any, cfg: Any, data: str, run_dir: Path, tags: dict[str, str] | None = None
+) -> Path:
     manifest = read_manifest(data)  # refuses a missing or unfinished shard set up front
     _claim_run_dir(run_dir, cfg)
     if (run_dir / DONE_FILE).exists():
@@ -62,12 +68,14 @@ def run_stage(name: str, stage: Any, cfg: Any, data: str, run_dir: Path) -> Path
         "pul.stage": name,
         "pul.data_lineage": manifest.lineage,
         "pul.code_version": code_version(),
+        **(tags or {}),
     }
     client, run_id = open_run(uri, cfg.experiment, run_dir, f"{name}-{run_dir.name}", tags)
     log_params(client, run_id, to_dict(cfg))
     client.log_artifact(run_id, str(run_dir / CONFIG_FILE))
     try:
-        checkpoint = fit(stage, cfg.train, run_dir, {"tracking_uri": uri, "run_id": run_id})
+        target = {"tracking_uri": uri, "run_id": run_id}
+        checkpoint = fit(stage, cfg.train, run_dir, target, label=name)
         model_file = run_dir / MODEL_FILE
         shutil.copyfile(checkpoint / MODEL_FILE, model_file)
         client.log_artifact(run_id, str(model_file))

@@ -22,6 +22,7 @@ import torch.distributed as dist
 
 from jobs.train.config import TrainConfig, lr_at
 from jobs.train.metrics_log import MetricLogger
+from jobs.train.progress import Progress
 
 STATE_FILE = "state.pt"
 STOP_FILE = "stopped.json"
@@ -69,6 +70,7 @@ def train_loop(config: dict[str, Any]) -> None:
         logger.add(start, {"resumed_at_step": start})
 
     model.train()
+    progress = Progress(config.get("label", "train"), cfg.steps, start, enabled=rank == 0)
     tick = time.perf_counter()
     for step in range(start, cfg.steps):
         for group in optimizer.param_groups:
@@ -91,6 +93,7 @@ def train_loop(config: dict[str, Any]) -> None:
             logger.add(step, {"steps_per_s": cfg.log_every / (now - tick)})
             tick = now
             logger.flush()
+            progress.show(step + 1, loss.item())
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             logger.flush()
             _checkpoint(stage, plain, optimizer, step + 1, rank, loss.item())

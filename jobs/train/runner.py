@@ -27,9 +27,14 @@ class TrainingError(Exception):
 
 
 def fit(
-    stage: Stage, cfg: TrainConfig, run_dir: Path, mlflow_target: dict[str, str] | None
+    stage: Stage,
+    cfg: TrainConfig,
+    run_dir: Path,
+    mlflow_target: dict[str, str] | None,
+    label: str = "train",
 ) -> Path:
-    """Train to `cfg.steps` and return the folder of the final checkpoint."""
+    """Train to `cfg.steps` and return the folder of the final checkpoint; `label` names
+    the stage in the progress lines."""
     connect_ray()
     resources: dict[str, float] = {"CPU": cfg.cpus_per_worker}
     if cfg.use_gpu:
@@ -41,6 +46,7 @@ def fit(
             "train": cfg,
             "mlflow": mlflow_target,
             "run_dir": str(run_dir.resolve()),
+            "label": label,
         },
         scaling_config=ScalingConfig(
             num_workers=cfg.workers, use_gpu=cfg.use_gpu, resources_per_worker=resources

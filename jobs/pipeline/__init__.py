@@ -1,0 +1,1 @@
+"""The whole PUL pipeline as one resumable job (`pul pipeline`, `pul demo`)."""

@@ -1,0 +1,64 @@
+"""What the pipeline runs: where the data comes from, the benchmark, and every stage's config.
+
+A pipeline config is one YAML file (configs/demo.yaml is one): the sections `pack`, `bd`,
+`mine` and `tc` are the same configs the single-stage commands read, so a preset serves
+`pul train bd --config FILE` and `pul pipeline --config FILE` alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from jobs.mine import MineJobConfig
+from jobs.train.bd import BDConfig
+from jobs.train.config import Tracked
+from jobs.train.tc import TCConfig
+from shards.pack_config import PackConfig
+from shards.synth import SynthConfig
+
+
+@dataclass
+class DataConfig:
+    sources: list[str] = field(default_factory=list)
+    """Videos or dataset folders to pack (anything `pul shards pack` reads)."""
+    footage: list[str] = field(default_factory=list)
+    """Real footage shipped with the install to add: 'bikes', 'carphone_pristine'."""
+    synth: SynthConfig | None = None
+    """Synthetic videos to generate and add (their ground truth is never read by training)."""
+    clips: str = ""
+    """A finished clip-shard set to use instead of packing (verified once, then reused)."""
+
+
+@dataclass
+class BenchmarkConfig:
+    root: str = ""
+    """Labeled benchmark folder the trained tracker is evaluated on."""
+    format: Literal["otb", "got10k", "lasot", "vot"] = "otb"
+    """Layout of `root`."""
+    synth: SynthConfig | None = None
+    """A synthetic benchmark to generate instead of `root` (use split: bench, other seeds)."""
+    sequences: list[str] = field(default_factory=list)
+    """Only these sequences (default: all)."""
+
+
+@dataclass
+class PipelineConfig(Tracked):
+    data: DataConfig = field(default_factory=DataConfig)
+    """Training videos: packed into clip shards, or an existing shard set."""
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    """Held-out labeled videos for the evaluation step."""
+    pack: PackConfig = field(default_factory=PackConfig)
+    """How the videos become clip shards (its `sources` come from `data`)."""
+    bd: BDConfig = field(default_factory=BDConfig)
+    """Stage 1, background discrimination (its `data` is set by the pipeline)."""
+    mine: MineJobConfig = field(default_factory=MineJobConfig)
+    """Stage 2, mining pairs with the stage-1 model (`data` and `model` set by the pipeline)."""
+    tc: TCConfig = field(default_factory=TCConfig)
+    """Stage 3, the tracker trained on mined pairs (`data` and `init` set by the pipeline)."""
+    register: bool = True
+    """Register the trained tracker in the MLflow model registry."""
+    alias: str = "candidate"
+    """Alias the new registered version gets."""
+    eval_workers: int = 0
+    """Benchmark sequences tracked at once: 0 = one Ray task per CPU, 1 = in this process."""

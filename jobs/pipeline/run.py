@@ -1,0 +1,400 @@
+"""The pipeline: data -> stage 1 -> mining -> stage 3 -> evaluation -> registration.
+
+Each step is skipped when its output already exists for the same inputs (see steps.py), so
+rerunning the same command after a crash, a Ctrl-C or a preemption continues where it
+stopped; inside a step, the jobs resume on their own (training from its last checkpoint,
+packing and mining from their finished shards). One parent MLflow run per pipeline (the
+config + code version), with a nested run per stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from jobs.config import save_config, to_dict
+from jobs.errors import JobError
+from jobs.evaluate import STILL, EvalRequest, evaluate
+from jobs.mine import mine
+from jobs.pack import pack
+from jobs.pipeline.config import PipelineConfig
+from jobs.pipeline.steps import run_step, step
+from jobs.report import format_table
+from jobs.tracking import code_version, log_params, open_run, resolve_uri
+from jobs.train.job import train_stage
+from pul.models import build_model
+from pul.weights import save_weights
+from shards.footage import bundled_footage
+from shards.inspect_set import contact_sheet
+from shards.manifest import read_manifest, sha256_file
+from shards.pack import plan_hash
+from shards.readers import read_sources
+from shards.synth import generate
+from shards.verify import verify_set
+
+log = logging.getLogger(__name__)
+PARENT = "mlflow.parentRunId"
+"""The tag that makes MLflow show a run nested under another."""
+TRACKER = {"alexnet": "alexpul", "resnet22": "respul"}
+"""Evaluation name of the pipeline's tracker, by backbone."""
+
+
+@dataclasses.dataclass
+class Context:
+    cfg: PipelineConfig
+    work: Path
+    uri: str
+    code: str
+    parent: str = ""
+    parent_folder: Path | None = None
+    steps_total: int = 0
+    steps_seen: int = 0
+
+    def announce(self, title: str) -> None:
+        self.steps_seen += 1
+        print(f"\n== [{self.steps_seen}/{self.steps_total}] {title}", flush=True)
+
+    def tags(self, stage: str) -> dict[str, str]:
+        return {PARENT: self.parent, "pul.stage": stage, "pul.code_version": self.code}
+
+
+def run_pipeline(cfg: PipelineConfig, work: str | Path) -> dict[str, Any]:
+    """Run (or continue) the pipeline in `work`; returns the summary the CLI prints."""
+    work = Path(work).resolve()
+    _check(cfg)
+    ctx = Context(cfg, work, resolve_uri(cfg.tracking_uri, work), code_version())
+    ctx.steps_total = _count_steps(cfg)
+    client, ctx.parent = _open_parent(ctx)
+    started = time.time()
+    try:
+        summary = _run_steps(ctx)
+    except BaseException as err:
+        status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+        client.set_terminated(ctx.parent, status=status)
+        raise
+    summary["seconds"] = round(time.time() - started, 1)
+    summary.update(work=str(work), tracking_uri=ctx.uri, parent_run=ctx.parent)
+    client.set_terminated(ctx.parent)
+    (work / "pipeline.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _check(cfg: PipelineConfig) -> None:
+    data = cfg.data
+    if not (data.clips or data.sources or data.footage or data.synth):
+        raise JobError("no training data: set data.clips, data.sources, data.footage or data.synth")
+    if not (cfg.benchmark.root or cfg.benchmark.synth):
+        raise JobError("no benchmark: set benchmark.root=DIR or benchmark.synth")
+    known = bundled_footage()
+    unknown = [name for name in data.footage if name not in known]
+    if unknown:
+        raise JobError(f"unknown footage {unknown}: bundled are {sorted(known)}")
+    for path in [*data.sources, *([data.clips] if data.clips else [])]:
+        if not Path(path).exists():
+            raise JobError(f"no such path: {path}")
+    if cfg.benchmark.root and not Path(cfg.benchmark.root).exists():
+        raise JobError(f"benchmark root not found: {cfg.benchmark.root}")
+
+
+def _count_steps(cfg: PipelineConfig) -> int:
+    synth = int(cfg.data.synth is not None) + int(cfg.benchmark.synth is not None)
+    return synth + 5 + int(cfg.register)  # clips, bd, mine, tc, eval (+ register)
+
+
+def _open_parent(ctx: Context) -> tuple[Any, str]:
+    ctx.parent_folder = step(ctx.work, "pipeline", config=to_dict(ctx.cfg), code=ctx.code).folder
+    tags = {"pul.stage": "pipeline", "pul.code_version": ctx.code}
+    client, run_id = open_run(ctx.uri, ctx.cfg.experiment, ctx.parent_folder, "pipeline", tags)
+    config_file = save_config(ctx.cfg, ctx.parent_folder / "config.yaml")
+    log_params(client, run_id, to_dict(ctx.cfg))
+    client.log_artifact(run_id, str(config_file))
+    print(f"pipeline run {run_id} at {ctx.uri}; work folder {ctx.work}", flush=True)
+    return client, run_id
+
+
+def _run_steps(ctx: Context) -> dict[str, Any]:
+    clips = _clips(ctx)
+    bd = _bd(ctx, clips)
+    pairs = _mine(ctx, clips, bd)
+    tc = _tc(ctx, pairs, bd)
+    scores = _evaluate(ctx, tc, bd)
+    summary: dict[str, Any] = {"clips": clips, "bd": bd, "pairs": pairs, "tc": tc, "eval": scores}
+    if ctx.cfg.register:
+        summary["registered"] = _register(ctx, clips, pairs, tc, scores)
+    return summary
+
+
+# -- data ------------------------------------------------------------------------------
+
+
+def _synth(ctx: Context, name: str, synth_cfg: Any, title: str) -> Path:
+    s = step(ctx.work, name, config=to_dict(synth_cfg), code=ctx.code)
+    ctx.announce(title)
+
+    def body(folder: Path) -> dict[str, Any]:
+        generate(synth_cfg, folder / "videos")
+        return {"path": str(folder / "videos")}
+
+    return Path(run_step(s, body, _say)["path"])
+
+
+def _clips(ctx: Context) -> dict[str, Any]:
+    data = ctx.cfg.data
+    if data.clips:
+        return _verified(ctx, Path(data.clips))
+    sources = list(data.sources)
+    footage = bundled_footage()
+    sources += [str(footage[name]) for name in data.footage]
+    synth_key = ""
+    if data.synth is not None:
+        videos = _synth(ctx, "synth-train", data.synth, "synthetic training videos")
+        sources.append(str(videos))
+        synth_key = videos.parent.name
+    pack_cfg = dataclasses.replace(ctx.cfg.pack, sources=sources)
+    refs = read_sources(sources, pack_cfg.format, pack_cfg.split_cuts)
+    s = step(ctx.work, "clips", plan=plan_hash(refs, pack_cfg), synth=synth_key, code=ctx.code)
+    ctx.announce(f"pack {len(refs)} videos into clip shards")
+
+    def body(folder: Path) -> dict[str, Any]:
+        manifest = pack(pack_cfg, folder / "shards", command=["pul", "pipeline"])
+        sheet = contact_sheet(folder / "shards", folder / "contact-sheet.png")
+        return {**_clip_facts(folder / "shards", manifest), "contact_sheet": str(sheet)}
+
+    return run_step(s, body, _say)
+
+
+def _verified(ctx: Context, folder: Path) -> dict[str, Any]:
+    manifest = read_manifest(folder)
+    if manifest.kind != "clips":
+        raise JobError(f"{folder} holds {manifest.kind!r} shards; the pipeline starts from clips")
+    s = step(ctx.work, "verify", lineage=manifest.lineage, path=str(folder.resolve()))
+    ctx.announce(f"verify the clip shards in {folder}")
+
+    def body(_: Path) -> dict[str, Any]:
+        bad = [r.name for r in verify_set(folder) if not r.ok]
+        if bad:
+            raise JobError(f"{folder}: shards failed verification: {', '.join(bad)}")
+        return _clip_facts(folder, manifest)
+
+    return run_step(s, body, _say)
+
+
+def _clip_facts(folder: Path, manifest: Any) -> dict[str, Any]:
+    return {
+        "path": str(folder.resolve()),
+        "lineage": manifest.lineage,
+        "clips": manifest.samples,
+        "frames": manifest.extra.get("frames"),
+        "shards": len(manifest.shards),
+    }
+
+
+# -- training and mining ---------------------------------------------------------------
+
+
+def _stage_config(ctx: Context, cfg: Any, **fields: Any) -> Any:
+    return dataclasses.replace(cfg, experiment=ctx.cfg.experiment, tracking_uri=ctx.uri, **fields)
+
+
+def _content(cfg: Any, *skip: str) -> dict[str, Any]:
+    """A stage config minus the fields the pipeline fills in or that do not change results."""
+    return {k: v for k, v in to_dict(cfg).items() if k not in {"tracking_uri", *skip}}
+
+
+def _bd(ctx: Context, clips: dict[str, Any]) -> dict[str, Any]:
+    cfg = _stage_config(ctx, ctx.cfg.bd, data=clips["path"])
+    s = step(ctx.work, "bd", clips=clips["lineage"], config=_content(cfg, "data"), code=ctx.code)
+    ctx.announce(f"stage 1: background discrimination, {cfg.train.steps} steps")
+    return run_step(s, lambda folder: _train(ctx, "bd", cfg, folder), _say)
+
+
+def _train(ctx: Context, name: str, cfg: Any, folder: Path) -> dict[str, Any]:
+    model = train_stage(name, cfg, folder, tags=ctx.tags(name))
+    run_id = (folder / "DONE").read_text().strip()
+    return {"model": str(model), "sha256": sha256_file(model), "run_id": run_id}
+
+
+def _mine(ctx: Context, clips: dict[str, Any], bd: dict[str, Any]) -> dict[str, Any]:
+    cfg = dataclasses.replace(ctx.cfg.mine, data=clips["path"], model=bd["model"])
+    s = step(
+        ctx.work,
+        "pairs",
+        clips=clips["lineage"],
+        model=bd["sha256"],
+        config=cfg.content_fields(),
+        code=ctx.code,
+    )
+    ctx.announce(f"stage 2: mine pairs from {clips['clips']} clips")
+
+    def body(folder: Path) -> dict[str, Any]:
+        client, run_id = open_run(ctx.uri, ctx.cfg.experiment, folder, "mine", ctx.tags("mine"))
+        client.set_tag(run_id, "pul.data_lineage", clips["lineage"])
+        log_params(client, run_id, cfg.content_fields())
+        manifest = mine(cfg, folder / "shards", command=["pul", "pipeline"])
+        extra = manifest.extra
+        if not extra["pairs"]:
+            client.set_terminated(run_id, status="FAILED")
+            raise JobError(
+                f"mining kept no pairs from {clips['clips']} clips: train stage 1 longer, "
+                "or loosen mine.mining.min_confidence / max_cycle_error"
+            )
+        cycle = extra.get("cycle_error_px") or {}
+        metrics = {
+            "pairs": extra["pairs"],
+            "clips_with_pairs": extra["clips_with_pairs"],
+            "mean_confidence": extra["mean_confidence"],
+            **{f"cycle_error_px_{k}": v for k, v in cycle.items()},
+        }
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, float(value))
+        client.set_terminated(run_id)
+        return {
+            "path": str((folder / "shards").resolve()),
+            "lineage": manifest.lineage,
+            "run_id": run_id,
+            **{k: metrics[k] for k in ("pairs", "clips_with_pairs")},
+        }
+
+    return run_step(s, body, _say)
+
+
+def _tc(ctx: Context, pairs: dict[str, Any], bd: dict[str, Any]) -> dict[str, Any]:
+    cfg = _stage_config(ctx, ctx.cfg.tc, data=pairs["path"], init=bd["model"])
+    s = step(
+        ctx.work,
+        "tc",
+        pairs=pairs["lineage"],
+        init=bd["sha256"],
+        config=_content(cfg, "data", "init"),
+        code=ctx.code,
+    )
+    ctx.announce(f"stage 3: tracker from {pairs['pairs']} mined pairs, {cfg.train.steps} steps")
+    return run_step(s, lambda folder: _train(ctx, "tc", cfg, folder), _say)
+
+
+# -- evaluation and registration -------------------------------------------------------
+
+
+def _benchmark(ctx: Context) -> tuple[str, str]:
+    """The benchmark folder and what identifies its content."""
+    bench = ctx.cfg.benchmark
+    if bench.synth is not None:
+        videos = _synth(ctx, "synth-bench", bench.synth, "synthetic benchmark (held out)")
+        return str(videos), videos.parent.name
+    root = Path(bench.root)
+    listing = sorted(
+        (str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*") if p.is_file()
+    )
+    return str(root.resolve()), json.dumps(listing)
+
+
+def _evaluate(ctx: Context, tc: dict[str, Any], bd: dict[str, Any]) -> dict[str, Any]:
+    root, identity = _benchmark(ctx)
+    bench = ctx.cfg.benchmark
+    s = step(
+        ctx.work,
+        "eval",
+        benchmark=identity,
+        format=bench.format,
+        sequences=bench.sequences,
+        tc=tc["sha256"],
+        bd=bd["sha256"],
+        untrained=_content(ctx.cfg.tc.model),
+        code=ctx.code,
+    )
+    ctx.announce("evaluate the new tracker, stage 1 alone and the baselines")
+    name = TRACKER[ctx.cfg.tc.model.backbone]
+
+    def body(folder: Path) -> dict[str, Any]:
+        untrained = _untrained(ctx, folder / "untrained.pt")
+        request = EvalRequest(
+            benchmark=bench.format,
+            root=root,
+            out=str(folder),
+            models={name: tc["model"], "stage1-bd": bd["model"], "untrained": str(untrained)},
+            baselines=[STILL],
+            sequences=list(bench.sequences),
+            workers=ctx.cfg.eval_workers,
+        )
+        scores = evaluate(request)
+        client, run_id = open_run(ctx.uri, ctx.cfg.experiment, folder, "eval", ctx.tags("eval"))
+        for tracker, score in scores.items():
+            for key in ("auc", "precision_20", "norm_precision_20"):
+                client.log_metric(run_id, f"{tracker}.{key}", float(getattr(score, key)))
+        for artifact in sorted(folder.glob("*.png")) + [folder / "table.md"]:
+            client.log_artifact(run_id, str(artifact))
+        client.set_terminated(run_id)
+        return {
+            "tracker": name,
+            "benchmark": root,
+            "run_id": run_id,
+            "table": format_table(scores),
+            "scores": {t: _headline(score) for t, score in scores.items()},
+        }
+
+    return run_step(s, body, _say)
+
+
+def _headline(score: Any) -> dict[str, float]:
+    return {k: float(getattr(score, k)) for k in ("auc", "precision_20", "norm_precision_20")}
+
+
+def _untrained(ctx: Context, path: Path) -> Path:
+    """The stage-3 network as initialised (seed 0): the bar a learned tracker must clear."""
+    torch.manual_seed(0)
+    model = build_model(ctx.cfg.tc.model)
+    model.projection = None
+    return save_weights(model, ctx.cfg.tc.model, path)
+
+
+def _register(
+    ctx: Context,
+    clips: dict[str, Any],
+    pairs: dict[str, Any],
+    tc: dict[str, Any],
+    scores: dict[str, Any],
+) -> dict[str, Any]:
+    from jobs.registry import register_tracker  # MLflow's model code is slow to import
+
+    s = step(ctx.work, "register", model=tc["sha256"], eval=scores["run_id"], uri=ctx.uri)
+    ctx.announce(f"register the tracker (alias {ctx.cfg.alias})")
+    own = scores["scores"][scores["tracker"]]
+
+    def body(folder: Path) -> dict[str, Any]:
+        metrics = {
+            "auc": own["auc"],
+            "precision": own["precision_20"],
+            "norm_precision": own["norm_precision_20"],
+            "untrained_auc": scores["scores"]["untrained"]["auc"],
+        }
+        tags = {
+            "pul.data_lineage": clips["lineage"],
+            "pul.pairs_lineage": pairs["lineage"],
+            "pul.code_version": ctx.code,
+            "pul.benchmark": scores["benchmark"],
+            "pul.pipeline_run": ctx.parent,
+            "pul.train_run": tc["run_id"],
+        }
+        config = ctx.parent_folder / "config.yaml"
+        name, version = register_tracker(
+            Path(tc["model"]),
+            tracking_uri=ctx.uri,
+            run_id=ctx.parent,
+            metrics=metrics,
+            tags=tags,
+            config_file=config,
+            alias=ctx.cfg.alias,
+        )
+        return {"name": name, "version": version, "alias": ctx.cfg.alias}
+
+    return run_step(s, body, _say)
+
+
+def _say(message: str) -> None:
+    print(f"   {message}", flush=True)

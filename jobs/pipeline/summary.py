@@ -1,0 +1,47 @@
+"""What a finished pipeline prints: the scores, where the model went, what to do next."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+
+def format_summary(summary: dict[str, Any], track_example: str = "VIDEO.mp4") -> str:
+    ev = summary["eval"]
+    scores = ev["scores"]
+    own, untrained = scores[ev["tracker"]], scores["untrained"]
+    margin = own["auc"] - untrained["auc"]
+    verdict = "beats" if margin > 0 else "does NOT beat"
+    uri = summary["tracking_uri"]
+    lines = [
+        "",
+        f"== PUL pipeline finished in {summary['seconds'] / 60:.1f} min ({summary['work']})",
+        "",
+        f"held-out benchmark: {ev['benchmark']}",
+        ev["table"],
+        "",
+        f"{ev['tracker']} {verdict} the untrained network: AUC {own['auc']:.3f} vs "
+        f"{untrained['auc']:.3f} ({margin:+.3f}); P@20 {own['precision_20']:.3f} vs "
+        f"{untrained['precision_20']:.3f}",
+        f"data: {summary['clips']['clips']} clips -> {summary['pairs']['pairs']} mined pairs "
+        f"(lineage {summary['clips']['lineage'][:12]})",
+        f"model file: {summary['tc']['model']}",
+    ]
+    env = f"MLFLOW_TRACKING_URI={shlex.quote(uri)}"
+    registered = summary.get("registered")
+    if registered:
+        model = f"models:/{registered['name']}@{registered['alias']}"
+        lines += [
+            f"registered: {registered['name']} version {registered['version']} "
+            f"(alias {registered['alias']}) in {uri}",
+            "",
+            "next:",
+            f"  {env} pul models list",
+            f"  {env} pul eval --root {shlex.quote(ev['benchmark'])} --model {model} --workers 1",
+            f"  {env} pul track {shlex.quote(track_example)} --model {model} --box X,Y,W,H "
+            "--out tracked.mp4",
+        ]
+    else:
+        lines += ["", "next:"]
+    lines.append(f"  pul mlflow serve --backend-store-uri {shlex.quote(uri)}   # then open the UI")
+    return "\n".join(lines)

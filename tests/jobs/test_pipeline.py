@@ -1,0 +1,201 @@
+"""The pipeline job on tiny data: resume after a kill without rerunning finished steps, one
+parent MLflow run with nested stage runs, and bad input refused before any work starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from jobs.cli import main
+from jobs.pack import pack
+from jobs.pipeline.steps import RECORD, run_step, step
+from shards.pack_config import PackConfig
+from shards.synth import SynthConfig, generate
+
+TINY_TRAIN = {
+    "batch_size": 4,
+    "lr": 1.0e-3,
+    "lr_end": 1.0e-4,
+    "workers": 2,
+    "cpus_per_worker": 0.5,
+    "log_every": 1,
+}
+TINY = {
+    "data": {"synth": {"videos": 3, "frames": 24, "width": 160, "height": 120, "seed": 3}},
+    "benchmark": {
+        "synth": {"split": "bench", "videos": 2, "frames": 20, "width": 160, "height": 120}
+    },
+    "pack": {"workers": 1, "clip_len": 24, "max_side": 160},
+    "bd": {
+        "model": {"width": 0.25},
+        "pool": 16,
+        "train": {"steps": 4, "checkpoint_every": 4, **TINY_TRAIN},
+    },
+    "mine": {
+        "workers": 1,
+        # loose gates: 4 steps of stage 1 make a poor tracker; this is about the plumbing
+        "mining": {
+            "proposer": "random",
+            "seeds_per_clip": 16,
+            "gaps": [2, 4, 8],
+            "min_confidence": 0.3,
+            "max_cycle_error": 0.3,
+        },
+    },
+    "tc": {
+        "model": {"width": 0.25},
+        "pool": 16,
+        "gap_start": 2,
+        "gap_end": 8,
+        "train": {"steps": 40, "checkpoint_every": 4, **TINY_TRAIN},
+    },
+    "eval_workers": 1,
+    "register": False,
+}
+
+
+def _config(tmp_path: Path, **changes) -> Path:
+    data = {**TINY, **changes}
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _records(work: Path) -> dict[str, float]:
+    """Step folder -> modification time of its STEP.json (rewritten if the step reran)."""
+    return {p.parent.name: p.stat().st_mtime_ns for p in work.glob(f"*/{RECORD}")}
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_pipeline_killed_in_stage_3_continues_without_rerunning_finished_steps(tmp_path):
+    work = tmp_path / "work"
+    cmd = [sys.executable, "-m", "jobs.cli", "pipeline", "--config", str(_config(tmp_path))]
+    cmd += ["--work", str(work)]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    first = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(work.glob("tc-*/ray/train/checkpoint_*/model.pt")):
+        assert first.poll() is None, "the pipeline ended before stage 3 checkpointed"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and the Ray cluster it started
+    first.wait()
+    finished = _records(work)
+    assert sorted(name.split("-")[0] for name in finished) == ["bd", "clips", "pairs", "synth"]
+    assert not list(work.glob("tc-*/model.pt"))
+
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=420)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    out = rerun.stdout
+    assert out.count("done before, skipped") == 4, out
+    after = _records(work)
+    assert {name: after[name] for name in finished} == finished  # not one of them rewritten
+    assert sorted(n.split("-")[0] for n in set(after) - set(finished)) == ["eval", "synth", "tc"]
+
+    summary = json.loads((work / "pipeline.json").read_text())
+    client = MlflowClient(summary["tracking_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("pul").experiment_id], max_results=100)
+    by_stage: dict[str, list] = {}
+    for run in runs:
+        by_stage.setdefault(run.data.tags["pul.stage"], []).append(run)
+    assert {k: len(v) for k, v in by_stage.items()} == {
+        "pipeline": 1,
+        "bd": 1,
+        "mine": 1,
+        "tc": 1,
+        "eval": 1,
+    }
+    parent = by_stage["pipeline"][0].info.run_id
+    assert parent == summary["parent_run"]
+    for stage in ("bd", "mine", "tc", "eval"):
+        run = by_stage[stage][0]
+        assert run.data.tags["mlflow.parentRunId"] == parent
+        assert run.info.status == "FINISHED"
+    tc_run = by_stage["tc"][0].info.run_id
+    resumed = client.get_metric_history(tc_run, "resumed_at_step")
+    assert resumed and resumed[0].value >= 4 and resumed[0].value % 4 == 0
+    assert max(m.step for m in client.get_metric_history(tc_run, "loss")) == 39
+    assert client.get_run(parent).info.status == "FINISHED"
+    scores = summary["eval"]["scores"]
+    assert set(scores) == {"alexpul", "stage1-bd", "untrained", "still"}
+    assert all(0.0 <= s["auc"] <= 1.0 for s in scores.values())
+
+
+def test_a_step_runs_once_and_a_changed_input_gets_a_new_folder(tmp_path):
+    calls = []
+
+    def body(folder: Path) -> dict:
+        calls.append(folder)
+        (folder / "out.txt").write_text("x")
+        return {"answer": 42}
+
+    first = step(tmp_path, "bd", clips="aaa", config={"steps": 5})
+    assert run_step(first, body, print)["answer"] == 42
+    again = step(tmp_path, "bd", clips="aaa", config={"steps": 5})
+    assert again.folder == first.folder
+    assert run_step(again, body, print)["answer"] == 42
+    assert len(calls) == 1
+    changed = step(tmp_path, "bd", clips="aaa", config={"steps": 6})
+    assert changed.folder != first.folder
+    run_step(changed, body, print)
+    assert len(calls) == 2 and (first.folder / "out.txt").exists()  # the old output is kept
+
+
+def test_an_unreachable_tracking_server_fails_before_any_step(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # discard port
+    work = tmp_path / "work"
+    code = main(["pipeline", "--config", str(_config(tmp_path)), "--work", str(work)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "MLflow tracking server at http://127.0.0.1:9 is unreachable" in err
+    assert not list(work.glob("*-*"))  # no step started
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"benchmark": {}}, "no benchmark: set benchmark.root"),
+        ({"data": {"footage": ["nope"]}}, "unknown footage ['nope']"),
+        ({"data": {"clips": "/no/such/set"}}, "no such path: /no/such/set"),
+        ({"data": {}}, "no training data"),
+    ],
+)
+def test_an_impossible_pipeline_config_is_one_line(tmp_path, capsys, changes, message):
+    work = tmp_path / "work"
+    code = main(["pipeline", "--config", str(_config(tmp_path, **changes)), "--work", str(work)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not work.exists()
+
+
+def test_reused_shards_that_fail_verification_stop_the_pipeline(tmp_path, capsys):
+    videos = tmp_path / "videos"
+    generate(SynthConfig(videos=2, frames=12, width=160, height=120, seed=1), videos, False)
+    clips = tmp_path / "clips"
+    pack(PackConfig(sources=[str(videos)], workers=1, clip_len=12), clips, ["t"], False)
+    shard = sorted(clips.glob("clips-*.tar"))[0]
+    blob = bytearray(shard.read_bytes())
+    blob[2000] ^= 0xFF
+    shard.write_bytes(bytes(blob))
+    work = tmp_path / "work"
+    config = _config(tmp_path, data={"clips": str(clips)})
+    env_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    capsys.readouterr()  # the fixture's own output (synth, pack)
+    code = main(
+        ["pipeline", "--config", str(config), "--work", str(work), f"tracking_uri={env_uri}"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("pul: error:"), err
+    assert f"shards failed verification: {shard.name}" in err[-1]
+    assert not list(work.glob("bd-*"))
