@@ -36,3 +36,17 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) work
+
+# The real 2-node dev Slurm cluster (cluster/dev/README.md): up, down, and its tests.
+PUL_SLURM_DIR ?= /tmp/pul-slurm
+.PHONY: slurm-up slurm-down test-slurm
+
+slurm-up:
+	bash cluster/dev/install.sh
+	bash cluster/dev/start.sh $(PUL_SLURM_DIR)
+
+slurm-down:
+	bash cluster/dev/stop.sh $(PUL_SLURM_DIR)
+
+test-slurm: $(STAMP) slurm-up
+	. $(PUL_SLURM_DIR)/env.sh && PUL_REQUIRE_SLURM=1 $(PY) -m pytest -m slurm

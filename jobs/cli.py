@@ -20,6 +20,7 @@ from jobs import (
     cli_models,
     cli_pipeline,
     cli_shards,
+    cli_submit,
     cli_track,
     cli_train,
     demo,
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_models.add_commands(commands)
     cli_mlflow.add_command(commands)
     cli_pipeline.add_command(commands)
+    cli_submit.add_commands(commands)
     cli_config.add_commands(commands)
     demo.add_command(commands)
     return parser
@@ -99,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(err).split())
         print(f"pul: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `pul ... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("pul: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from cluster.profile import Profile
 from jobs.cli_args import OVERRIDES_HELP, HelpFormatter
 from jobs.config import describe, dump_yaml, load_config
 from jobs.mine import MineJobConfig
@@ -17,6 +18,7 @@ CONFIGS: dict[str, type] = {
     "synth": SynthConfig,
     "mine": MineJobConfig,
     "pipeline": PipelineConfig,
+    "profile": Profile,
     **{name: config for name, (config, _) in STAGES.items()},
 }
 
@@ -50,7 +52,8 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_resolve(args: argparse.Namespace) -> int:
-    section = args.section or (None if args.job == "pipeline" else args.job)
+    whole_file = args.job in ("pipeline", "profile")
+    section = args.section or (None if whole_file else args.job)
     cfg = load_config(CONFIGS[args.job], args.config, section, args.overrides)
     print(dump_yaml(cfg), end="")
     return 0

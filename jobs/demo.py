@@ -19,6 +19,8 @@ from jobs.pipeline.summary import format_summary
 from shards.footage import bundled_footage
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+BIKES_BOX = "303,3,60,77"
+"""The dark plate on the metal panel in bikes.mp4's first shot, x,y,w,h of frame 1."""
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
@@ -37,5 +39,5 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     cfg = load_config(PipelineConfig, args.config, None, args.overrides)
     summary = run_pipeline(cfg, args.work)
-    print(format_summary(summary, track_example=str(bundled_footage()["bikes"])))
+    print(format_summary(summary, track_example=(str(bundled_footage()["bikes"]), BIKES_BOX)))
     return 0

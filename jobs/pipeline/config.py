@@ -57,7 +57,8 @@ class PipelineConfig(Tracked):
     tc: TCConfig = field(default_factory=TCConfig)
     """Stage 3, the tracker trained on mined pairs (`data` and `init` set by the pipeline)."""
     register: bool = True
-    """Register the trained tracker in the MLflow model registry."""
+    """Register the trained tracker in the MLflow model registry (the pipeline registers
+    after evaluation, with the scores; the stages' own `register` stays off)."""
     alias: str = "candidate"
     """Alias the new registered version gets."""
     eval_workers: int = 0

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from jobs.evaluate import STILL, EvalRequest, evaluate
 from jobs.mine import mine
 from jobs.pack import pack
 from jobs.pipeline.config import PipelineConfig
-from jobs.pipeline.steps import run_step, step
+from jobs.pipeline.steps import Step, run_step, step
 from jobs.report import format_table
 from jobs.tracking import code_version, log_params, open_run, resolve_uri
 from jobs.train.job import train_stage
@@ -55,10 +56,15 @@ class Context:
     parent_folder: Path | None = None
     steps_total: int = 0
     steps_seen: int = 0
+    steps_skipped: int = 0
 
     def announce(self, title: str) -> None:
         self.steps_seen += 1
         print(f"\n== [{self.steps_seen}/{self.steps_total}] {title}", flush=True)
+
+    def run(self, s: Step, body: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+        self.steps_skipped += int(s.done)
+        return run_step(s, body, _say)
 
     def tags(self, stage: str) -> dict[str, str]:
         return {PARENT: self.parent, "pul.stage": stage, "pul.code_version": self.code}
@@ -79,6 +85,7 @@ def run_pipeline(cfg: PipelineConfig, work: str | Path) -> dict[str, Any]:
         client.set_terminated(ctx.parent, status=status)
         raise
     summary["seconds"] = round(time.time() - started, 1)
+    summary["steps"] = {"total": ctx.steps_total, "skipped": ctx.steps_skipped}
     summary.update(work=str(work), tracking_uri=ctx.uri, parent_run=ctx.parent)
     client.set_terminated(ctx.parent)
     (work / "pipeline.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -141,7 +148,7 @@ def _synth(ctx: Context, name: str, synth_cfg: Any, title: str) -> Path:
         generate(synth_cfg, folder / "videos")
         return {"path": str(folder / "videos")}
 
-    return Path(run_step(s, body, _say)["path"])
+    return Path(ctx.run(s, body)["path"])
 
 
 def _clips(ctx: Context) -> dict[str, Any]:
@@ -166,7 +173,7 @@ def _clips(ctx: Context) -> dict[str, Any]:
         sheet = contact_sheet(folder / "shards", folder / "contact-sheet.png")
         return {**_clip_facts(folder / "shards", manifest), "contact_sheet": str(sheet)}
 
-    return run_step(s, body, _say)
+    return ctx.run(s, body)
 
 
 def _verified(ctx: Context, folder: Path) -> dict[str, Any]:
@@ -182,7 +189,7 @@ def _verified(ctx: Context, folder: Path) -> dict[str, Any]:
             raise JobError(f"{folder}: shards failed verification: {', '.join(bad)}")
         return _clip_facts(folder, manifest)
 
-    return run_step(s, body, _say)
+    return ctx.run(s, body)
 
 
 def _clip_facts(folder: Path, manifest: Any) -> dict[str, Any]:
@@ -211,7 +218,7 @@ def _bd(ctx: Context, clips: dict[str, Any]) -> dict[str, Any]:
     cfg = _stage_config(ctx, ctx.cfg.bd, data=clips["path"])
     s = step(ctx.work, "bd", clips=clips["lineage"], config=_content(cfg, "data"), code=ctx.code)
     ctx.announce(f"stage 1: background discrimination, {cfg.train.steps} steps")
-    return run_step(s, lambda folder: _train(ctx, "bd", cfg, folder), _say)
+    return ctx.run(s, lambda folder: _train(ctx, "bd", cfg, folder))
 
 
 def _train(ctx: Context, name: str, cfg: Any, folder: Path) -> dict[str, Any]:
@@ -261,7 +268,7 @@ def _mine(ctx: Context, clips: dict[str, Any], bd: dict[str, Any]) -> dict[str, 
             **{k: metrics[k] for k in ("pairs", "clips_with_pairs")},
         }
 
-    return run_step(s, body, _say)
+    return ctx.run(s, body)
 
 
 def _tc(ctx: Context, pairs: dict[str, Any], bd: dict[str, Any]) -> dict[str, Any]:
@@ -275,7 +282,7 @@ def _tc(ctx: Context, pairs: dict[str, Any], bd: dict[str, Any]) -> dict[str, An
         code=ctx.code,
     )
     ctx.announce(f"stage 3: tracker from {pairs['pairs']} mined pairs, {cfg.train.steps} steps")
-    return run_step(s, lambda folder: _train(ctx, "tc", cfg, folder), _say)
+    return ctx.run(s, lambda folder: _train(ctx, "tc", cfg, folder))
 
 
 # -- evaluation and registration -------------------------------------------------------
@@ -338,7 +345,7 @@ def _evaluate(ctx: Context, tc: dict[str, Any], bd: dict[str, Any]) -> dict[str,
             "scores": {t: _headline(score) for t, score in scores.items()},
         }
 
-    return run_step(s, body, _say)
+    return ctx.run(s, body)
 
 
 def _headline(score: Any) -> dict[str, float]:
@@ -393,7 +400,7 @@ def _register(
         )
         return {"name": name, "version": version, "alias": ctx.cfg.alias}
 
-    return run_step(s, body, _say)
+    return ctx.run(s, body)
 
 
 def _say(message: str) -> None:

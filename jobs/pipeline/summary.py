@@ -6,7 +6,10 @@ import shlex
 from typing import Any
 
 
-def format_summary(summary: dict[str, Any], track_example: str = "VIDEO.mp4") -> str:
+def format_summary(
+    summary: dict[str, Any], track_example: tuple[str, str] = ("VIDEO.mp4", "X,Y,W,H")
+) -> str:
+    """The final report; `track_example` is a video and a box in its first frame."""
     ev = summary["eval"]
     scores = ev["scores"]
     own, untrained = scores[ev["tracker"]], scores["untrained"]
@@ -15,7 +18,8 @@ def format_summary(summary: dict[str, Any], track_example: str = "VIDEO.mp4") ->
     uri = summary["tracking_uri"]
     lines = [
         "",
-        f"== PUL pipeline finished in {summary['seconds'] / 60:.1f} min ({summary['work']})",
+        f"== PUL pipeline finished in {summary['seconds'] / 60:.1f} min ({summary['work']})"
+        + _skipped(summary),
         "",
         f"held-out benchmark: {ev['benchmark']}",
         ev["table"],
@@ -38,10 +42,17 @@ def format_summary(summary: dict[str, Any], track_example: str = "VIDEO.mp4") ->
             "next:",
             f"  {env} pul models list",
             f"  {env} pul eval --root {shlex.quote(ev['benchmark'])} --model {model} --workers 1",
-            f"  {env} pul track {shlex.quote(track_example)} --model {model} --box X,Y,W,H "
-            "--out tracked.mp4",
+            f"  {env} pul track {shlex.quote(track_example[0])} --model {model} "
+            f"--box {track_example[1]} --out tracked.mp4",
         ]
     else:
         lines += ["", "next:"]
     lines.append(f"  pul mlflow serve --backend-store-uri {shlex.quote(uri)}   # then open the UI")
     return "\n".join(lines)
+
+
+def _skipped(summary: dict[str, Any]) -> str:
+    steps = summary.get("steps") or {}
+    if not steps.get("skipped"):
+        return ""
+    return f"; {steps['skipped']} of {steps['total']} steps were done before"

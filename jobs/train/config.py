@@ -13,6 +13,9 @@ class Tracked:
     """MLflow experiment of the run."""
     tracking_uri: str = ""
     """MLflow tracking URI; empty: $MLFLOW_TRACKING_URI, else SQLite under the work folder."""
+    register: bool = False
+    """Register the final model in the MLflow model registry (pul-alexnet / pul-resnet22,
+    alias candidate)."""
 
 
 @dataclass

@@ -80,6 +80,8 @@ def run_stage(
         shutil.copyfile(checkpoint / MODEL_FILE, model_file)
         client.log_artifact(run_id, str(model_file))
         client.log_artifact(run_id, str(stage.picture(model_file, run_dir)))
+        if cfg.register:
+            _register(model_file, uri, run_id, run_dir, {**tags, "pul.train_run": run_id})
     except BaseException:
         client.set_terminated(run_id, status="FAILED")
         raise
@@ -87,6 +89,21 @@ def run_stage(
     (run_dir / DONE_FILE).write_text(run_id)
     log.info("model: %s (MLflow run %s at %s)", model_file, run_id, uri)
     return model_file
+
+
+def _register(model_file: Path, uri: str, run_id: str, run_dir: Path, tags: dict[str, str]) -> None:
+    from jobs.registry import register_tracker  # MLflow's model code is slow to import
+
+    keep = {k: v for k, v in tags.items() if k.startswith("pul.")}
+    name, version = register_tracker(
+        model_file,
+        tracking_uri=uri,
+        run_id=run_id,
+        metrics={},
+        tags=keep,
+        config_file=run_dir / CONFIG_FILE,
+    )
+    log.info("registered %s version %s (alias candidate)", name, version)
 
 
 def _claim_run_dir(run_dir: Path, cfg: Any) -> None:

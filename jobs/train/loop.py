@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from jobs.train.metrics_log import MetricLogger
 from jobs.train.progress import Progress
 
 STATE_FILE = "state.pt"
+WORKERS_FILE = "workers.json"
+"""Written by rank 0 into the run folder: the host, node and pid of every rank."""
 STOP_FILE = "stopped.json"
 """Written by rank 0 into the run folder when training stops early (non-finite loss)."""
 
@@ -66,6 +69,7 @@ def train_loop(config: dict[str, Any]) -> None:
     # than replaying what it already saw. Stages that mine hard negatives embed with `model`.
     batches = stage.batches(start, model)
     logger = MetricLogger(config.get("mlflow"), enabled=rank == 0)
+    _record_workers(config["run_dir"], rank, str(device), logger)
     if start:
         logger.add(start, {"resumed_at_step": start})
 
@@ -97,6 +101,26 @@ def train_loop(config: dict[str, Any]) -> None:
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             logger.flush()
             _checkpoint(stage, plain, optimizer, step + 1, rank, loss.item())
+
+
+def _record_workers(run_dir: str, rank: int, device: str, logger: MetricLogger) -> None:
+    """Where every rank runs (host, Slurm node, pid), in RUN_DIR/workers.json and as an
+    MLflow tag: on a cluster, the proof that training really spread over the nodes."""
+    me = {
+        "rank": rank,
+        "host": socket.gethostname(),
+        "node": os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
+        "pid": os.getpid(),
+        "device": device,
+    }
+    everyone = [me]
+    if dist.is_available() and dist.is_initialized():
+        everyone = [None] * dist.get_world_size()
+        dist.all_gather_object(everyone, me)
+    if rank == 0:
+        with open(os.path.join(run_dir, WORKERS_FILE), "w") as handle:
+            json.dump(everyone, handle, indent=1)
+        logger.tag("pul.train_nodes", ",".join(sorted({w["node"] for w in everyone})))
 
 
 def _write_stop(run_dir: str, step: int, loss: float) -> None:

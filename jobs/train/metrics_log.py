@@ -24,6 +24,10 @@ class MetricLogger:
         for key, value in values.items():
             self.pending.append(Metric(key, float(value), stamp, step))
 
+    def tag(self, key: str, value: str) -> None:
+        if self.enabled:
+            self.client.set_tag(self.run_id, key, value)
+
     def flush(self) -> None:
         if self.enabled and self.pending:
             # log_batch takes at most 1000 metrics per call

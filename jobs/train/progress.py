@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 
@@ -20,7 +21,8 @@ class Progress:
         print(
             f"{self.label} [{bar:<20}] step {step}/{self.steps}  loss {loss:.4f}  "
             f"{rate:.2f} steps/s  {_clock(elapsed)} elapsed, ~{_clock(left)} left",
-            flush=True,
+            file=sys.__stdout__,  # straight to the worker's log: Ray Train's print patch
+            flush=True,  # would log it a second time
         )
 
 

@@ -93,14 +93,12 @@ def test_a_training_worker_killed_mid_run_is_replaced_and_resumes_from_the_check
         },
     )
     checkpoints = run_dir / "ray" / "train"
-    # Ray Train takes a report when it next polls the workers (every 2 s): kill a few
-    # seconds after the first checkpoint, so that it surely counts
-    first_seen: list[float] = []
+    # Ray Train writes this snapshot once it has registered a checkpoint: a worker group
+    # restarted after that resumes from it
+    snapshot = checkpoints / "checkpoint_manager_snapshot.json"
 
     def ready() -> bool:
-        if not first_seen and list(checkpoints.glob("checkpoint_*/model.pt")):
-            first_seen.append(time.time())
-        return bool(first_seen) and time.time() - first_seen[0] > 5.0
+        return snapshot.exists()
 
     killer = Killer(ready, _alive_train_worker)
     killer.start()

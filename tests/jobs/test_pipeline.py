@@ -59,7 +59,6 @@ TINY = {
         "train": {"steps": 40, "checkpoint_every": 4, **TINY_TRAIN},
     },
     "eval_workers": 1,
-    "register": False,
 }
 
 
@@ -86,7 +85,11 @@ def test_a_pipeline_killed_in_stage_3_continues_without_rerunning_finished_steps
         cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.time() + 300
-    while time.time() < deadline and not list(work.glob("tc-*/ray/train/checkpoint_*/model.pt")):
+    # Ray Train writes this snapshot once it has registered a checkpoint: only then can a
+    # rerun resume from it (a checkpoint folder alone may be one it never took)
+    while time.time() < deadline and not list(
+        work.glob("tc-*/ray/train/checkpoint_manager_snapshot.json")
+    ):
         assert first.poll() is None, "the pipeline ended before stage 3 checkpointed"
         time.sleep(0.2)
     os.killpg(first.pid, signal.SIGKILL)  # the driver and the Ray cluster it started
@@ -101,7 +104,8 @@ def test_a_pipeline_killed_in_stage_3_continues_without_rerunning_finished_steps
     assert out.count("done before, skipped") == 4, out
     after = _records(work)
     assert {name: after[name] for name in finished} == finished  # not one of them rewritten
-    assert sorted(n.split("-")[0] for n in set(after) - set(finished)) == ["eval", "synth", "tc"]
+    new_steps = sorted(n.split("-")[0] for n in set(after) - set(finished))
+    assert new_steps == ["eval", "register", "synth", "tc"]
 
     summary = json.loads((work / "pipeline.json").read_text())
     client = MlflowClient(summary["tracking_uri"])
@@ -130,6 +134,15 @@ def test_a_pipeline_killed_in_stage_3_continues_without_rerunning_finished_steps
     scores = summary["eval"]["scores"]
     assert set(scores) == {"alexpul", "stage1-bd", "untrained", "still"}
     assert all(0.0 <= s["auc"] <= 1.0 for s in scores.values())
+
+    # registered from the parent run, with the scores and the lineage of its data
+    version = client.get_model_version_by_alias("pul-alexnet", "candidate")
+    assert version.run_id == parent and summary["registered"]["version"] == version.version
+    tags = version.tags
+    assert float(tags["pul.metric.auc"]) == pytest.approx(scores["alexpul"]["auc"])
+    assert tags["pul.data_lineage"] == summary["clips"]["lineage"]
+    assert tags["pul.pairs_lineage"] == summary["pairs"]["lineage"]
+    assert tags["pul.train_run"] == tc_run
 
 
 def test_a_step_runs_once_and_a_changed_input_gets_a_new_folder(tmp_path):

@@ -69,9 +69,11 @@ def test_a_run_killed_after_a_checkpoint_resumes_from_it(labeled_clips, tmp_path
     )
     deadline = time.time() + 240
     checkpoints = run_dir / "ray" / "train"
-    while time.time() < deadline and not list(checkpoints.glob("checkpoint_*/model.pt")):
+    # the snapshot appears once Ray Train has registered a checkpoint (resumable from)
+    while (
+        time.time() < deadline and not (checkpoints / "checkpoint_manager_snapshot.json").exists()
+    ):
         time.sleep(0.2)
-    time.sleep(1.0)
     os.killpg(first.pid, signal.SIGKILL)  # the driver and the Ray cluster it started
     first.wait()
     assert list(checkpoints.glob("checkpoint_*")), "no checkpoint before the kill"
