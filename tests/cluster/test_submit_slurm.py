@@ -175,3 +175,44 @@ def test_pul_jobs_cancel_cancels(dev_slurm, pul_home, capsys):
     assert final == "CANCELLED"
     assert main(["jobs", "status", job]) == 0
     assert "CANCELLED" in capsys.readouterr().out
+
+
+def test_a_preempted_job_requeues_itself_and_resumes(dev_slurm, pul_home, capsys):
+    """A high-QOS job preempts ours: Slurm sends submitit's signal (the job requeues itself
+    through `checkpoint()`), then SIGTERM; the requeued run resumes from the checkpoint."""
+    clips = tiny_clips(pul_home / "data")
+    run_dir = pul_home / "runs" / "bd"
+    db = f"sqlite:///{pul_home}/mlflow.db"
+    job = _submit(
+        capsys,
+        "bd",
+        "--profile",
+        "dev",
+        "profile.nodes=1",
+        f"profile.storage={pul_home / 'cluster'}",
+        "--data",
+        str(clips),
+        "--run-dir",
+        str(run_dir),
+        f"tracking_uri={db}",
+        "train.steps=150",
+        "train.checkpoint_every=10",
+        "train.workers=1",
+        *BD,
+    )
+    snapshot = run_dir / "ray" / "train" / "checkpoint_manager_snapshot.json"
+    wait_until(snapshot.exists, 300, "a registered checkpoint")
+    # every CPU of both nodes: the scheduler can only make room by preempting our job
+    high = dev_slurm.sbatch("--qos=high", "-N2", "-c2", "-o", "/dev/null", "--wrap", "true")
+    assert dev_slurm.wait_finished(high, timeout=120) == "COMPLETED"
+    final = _wait_state(job, {"COMPLETED"}, timeout=420)
+    log = find(job).stdout.read_text()
+    assert final == "COMPLETED", log[-3000:]
+    # REQUEUED, not PREEMPTED: on the signal the job requeued itself before Slurm's SIGTERM
+    assert dev_slurm.sacct_state(job, duplicates=True)[0] == "REQUEUED"
+    assert "(restart 1)" in log
+
+    client = MlflowClient(db)
+    run_id = (run_dir / "DONE").read_text().strip()
+    resumed = client.get_metric_history(run_id, "resumed_at_step")
+    assert resumed and resumed[0].value >= 10 and resumed[0].value % 10 == 0
