@@ -137,7 +137,7 @@ def test_a_pipeline_killed_in_stage_3_continues_without_rerunning_finished_steps
 
     # registered from the parent run, with the scores and the lineage of its data
     version = client.get_model_version_by_alias("pul-alexnet", "candidate")
-    assert version.run_id == parent and summary["registered"]["version"] == version.version
+    assert version.run_id == parent and summary["registered"]["version"] == str(version.version)
     tags = version.tags
     assert float(tags["pul.metric.auc"]) == pytest.approx(scores["alexpul"]["auc"])
     assert tags["pul.data_lineage"] == summary["clips"]["lineage"]
