@@ -23,6 +23,7 @@ from jobs import (
     cli_submit,
     cli_track,
     cli_train,
+    cli_tune,
     demo,
 )
 from jobs.config import ConfigError
@@ -43,7 +44,10 @@ Typical session:
   pul mine --data work/clips --model work/runs/bd/model.pt --out work/pairs   stage 2
   pul train tc --data work/pairs --run-dir work/runs/tc init=work/runs/bd/model.pt
   pul eval --root work/bench --model work/runs/tc/model.pt --baseline still
-  pul demo                                       the data stage on the bundled footage
+  pul demo                     the whole pipeline on the bundled data, registered in MLflow
+  pul pipeline --config configs/demo.yaml --work work/run1    the same, any config
+  pul models list;  pul models promote pul-alexnet 2 --alias champion
+  pul submit pipeline --profile dev --config configs/demo.yaml --work work/w   on Slurm
 
 Configs: every job reads a typed config; pass `--config FILE` (a YAML preset from
 configs/) and `key.sub=value` overrides; `pul config show JOB` lists every field.
@@ -61,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_mine.add_command(commands)
     cli_eval.add_command(commands)
     cli_track.add_command(commands)
+    cli_tune.add_command(commands)
     cli_models.add_commands(commands)
     cli_mlflow.add_command(commands)
     cli_pipeline.add_command(commands)

@@ -10,6 +10,7 @@ from jobs.config import describe, dump_yaml, load_config
 from jobs.mine import MineJobConfig
 from jobs.pipeline.config import PipelineConfig
 from jobs.train.job import STAGES
+from jobs.tune import SweepConfig
 from shards.pack_config import PackConfig
 from shards.synth import SynthConfig
 
@@ -19,6 +20,7 @@ CONFIGS: dict[str, type] = {
     "mine": MineJobConfig,
     "pipeline": PipelineConfig,
     "profile": Profile,
+    "tune": SweepConfig,
     **{name: config for name, (config, _) in STAGES.items()},
 }
 

@@ -24,6 +24,7 @@ JOBS: dict[str, list[str]] = {
     "demo": ["demo"],
     "eval": ["eval"],
     "track": ["track"],
+    "tune": ["tune"],
 }
 """`pul submit` job name -> the `pul` subcommand it runs on the allocation."""
 
