@@ -26,7 +26,7 @@ import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from cluster.profile import Profile
-from cluster.ray_nodes import run_on_ray_cluster
+from cluster.ray_nodes import node_name, run_on_ray_cluster
 
 
 class SubmitError(Exception):
@@ -117,9 +117,8 @@ def _node_names(count: int) -> list[str]:
         except (OSError, subprocess.SubprocessError):
             pass
     if count == 1:
-        from cluster.ray_nodes import node_name
-
         return [node_name()]
+    # without scontrol the names are unknown: the join wait will report them as missing
     return [f"node{i}" for i in range(count)]
 
 
