@@ -52,6 +52,41 @@ def _wait_state(job_id: str, wanted: set[str], timeout: float) -> str:
     )
 
 
+def _resumable_run(pul_home: Path, capsys) -> tuple[str, Path, str]:
+    """Submit a 150-step one-node training and wait for its first registered checkpoint
+    (Ray Train writes the snapshot once it has taken one: a restart resumes from it)."""
+    run_dir = pul_home / "runs" / "bd"
+    db = f"sqlite:///{pul_home}/mlflow.db"
+    job = _submit(
+        capsys,
+        "bd",
+        "--profile",
+        "dev",
+        "profile.nodes=1",
+        f"profile.storage={pul_home / 'cluster'}",
+        "--data",
+        str(tiny_clips(pul_home / "data")),
+        "--run-dir",
+        str(run_dir),
+        f"tracking_uri={db}",
+        "train.steps=150",
+        "train.checkpoint_every=10",
+        "train.workers=1",
+        *BD,
+    )
+    snapshot = run_dir / "ray" / "train" / "checkpoint_manager_snapshot.json"
+    wait_until(snapshot.exists, 300, "a registered checkpoint")
+    return job, run_dir, db
+
+
+def _assert_resumed_from_a_checkpoint(db: str, run_dir: Path) -> None:
+    client = MlflowClient(db)
+    run_id = (run_dir / "DONE").read_text().strip()
+    resumed = client.get_metric_history(run_id, "resumed_at_step")
+    assert resumed and resumed[0].value >= 10 and resumed[0].value % 10 == 0
+    assert max(m.step for m in client.get_metric_history(run_id, "loss")) == 149
+
+
 def test_a_bd_training_runs_ray_on_both_nodes_and_registers_in_a_server(
     dev_slurm, pul_home, capsys
 ):
@@ -94,40 +129,14 @@ def test_a_bd_training_runs_ray_on_both_nodes_and_registers_in_a_server(
 
 
 def test_a_requeued_job_resumes_from_its_checkpoint(dev_slurm, pul_home, capsys):
-    clips = tiny_clips(pul_home / "data")
-    run_dir = pul_home / "runs" / "bd"
-    db = f"sqlite:///{pul_home}/mlflow.db"
-    job = _submit(
-        capsys,
-        "bd",
-        "--profile",
-        "dev",
-        "profile.nodes=1",
-        f"profile.storage={pul_home / 'cluster'}",
-        "--data",
-        str(clips),
-        "--run-dir",
-        str(run_dir),
-        f"tracking_uri={db}",
-        "train.steps=150",
-        "train.checkpoint_every=10",
-        "train.workers=1",
-        *BD,
-    )
-    # written once Ray Train has registered a checkpoint, i.e. one a restart resumes from
-    snapshot = run_dir / "ray" / "train" / "checkpoint_manager_snapshot.json"
-    wait_until(snapshot.exists, 300, "a registered checkpoint")
+    job, run_dir, db = _resumable_run(pul_home, capsys)
     run(["scontrol", "requeue", job])
     final = _wait_state(job, {"COMPLETED"}, timeout=420)
     log = find(job).stdout.read_text()
     assert final == "COMPLETED", log[-3000:]
     assert "(restart 1)" in log
 
-    client = MlflowClient(db)
-    run_id = (run_dir / "DONE").read_text().strip()
-    resumed = client.get_metric_history(run_id, "resumed_at_step")
-    assert resumed and resumed[0].value >= 10 and resumed[0].value % 10 == 0
-    assert max(m.step for m in client.get_metric_history(run_id, "loss")) == 149
+    _assert_resumed_from_a_checkpoint(db, run_dir)
 
 
 def test_more_gpus_than_the_cluster_has_is_refused_with_slurms_reason(dev_slurm, pul_home, capsys):
@@ -180,28 +189,7 @@ def test_pul_jobs_cancel_cancels(dev_slurm, pul_home, capsys):
 def test_a_preempted_job_requeues_itself_and_resumes(dev_slurm, pul_home, capsys):
     """A high-QOS job preempts ours: Slurm sends submitit's signal (the job requeues itself
     through `checkpoint()`), then SIGTERM; the requeued run resumes from the checkpoint."""
-    clips = tiny_clips(pul_home / "data")
-    run_dir = pul_home / "runs" / "bd"
-    db = f"sqlite:///{pul_home}/mlflow.db"
-    job = _submit(
-        capsys,
-        "bd",
-        "--profile",
-        "dev",
-        "profile.nodes=1",
-        f"profile.storage={pul_home / 'cluster'}",
-        "--data",
-        str(clips),
-        "--run-dir",
-        str(run_dir),
-        f"tracking_uri={db}",
-        "train.steps=150",
-        "train.checkpoint_every=10",
-        "train.workers=1",
-        *BD,
-    )
-    snapshot = run_dir / "ray" / "train" / "checkpoint_manager_snapshot.json"
-    wait_until(snapshot.exists, 300, "a registered checkpoint")
+    job, run_dir, db = _resumable_run(pul_home, capsys)
     # every CPU of both nodes: the scheduler can only make room by preempting our job
     high = dev_slurm.sbatch("--qos=high", "-N2", "-c2", "-o", "/dev/null", "--wrap", "true")
     assert dev_slurm.wait_finished(high, timeout=120) == "COMPLETED"
@@ -212,7 +200,4 @@ def test_a_preempted_job_requeues_itself_and_resumes(dev_slurm, pul_home, capsys
     assert dev_slurm.sacct_state(job, duplicates=True)[0] == "REQUEUED"
     assert "(restart 1)" in log
 
-    client = MlflowClient(db)
-    run_id = (run_dir / "DONE").read_text().strip()
-    resumed = client.get_metric_history(run_id, "resumed_at_step")
-    assert resumed and resumed[0].value >= 10 and resumed[0].value % 10 == 0
+    _assert_resumed_from_a_checkpoint(db, run_dir)
