@@ -34,6 +34,7 @@ from tqdm import tqdm
 from jobs.config import save_config, to_dict
 from jobs.errors import JobError
 from jobs.runtime import cluster_cpus, connect_ray
+from pul.boxes import iou
 from pul.crops import box_center, context_size, crop_and_resize, search_size
 from pul.mining import MinedPair, MiningConfig, mine_clip
 from pul.models.siamese import SiamNet
@@ -345,19 +346,12 @@ def gt_error(clip: Clip, pair: MinedPair) -> float | None:
     before, after = clip.gt(pair.seed_frame), clip.gt(pair.target_frame)
     if before is None or after is None or min(before[2:]) <= 0 or min(after[2:]) <= 0:
         return None
-    if _iou(pair.seed_box, before) < GT_MIN_IOU:
+    if iou(pair.seed_box, before) < GT_MIN_IOU:
         return None
     scale = np.sqrt(after[2] * after[3] / (before[2] * before[3]))
     offset = np.subtract(box_center(pair.seed_box), box_center(before)) * scale
     expected = np.add(box_center(after), offset)
     return float(np.hypot(*(np.array(box_center(pair.box)) - expected)))
-
-
-def _iou(a, b) -> float:
-    lo = np.maximum(a[:2], b[:2])
-    hi = np.minimum(np.add(a[:2], a[2:]), np.add(b[:2], b[2:]))
-    inter = float(np.prod(np.clip(hi - lo, 0.0, None)))
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def _publish(plan: MinePlan) -> tuple[list[ShardEntry], list[PairRecord]]:

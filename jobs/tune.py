@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 from jobs.config import save_config, to_dict
 from jobs.errors import JobError
-from jobs.evaluate import EvalRequest, evaluate
+from jobs.evaluation.evaluate import EvalRequest, evaluate
 from jobs.pipeline.run import PARENT
 from jobs.pipeline.steps import step_key
-from jobs.tracking import code_version, log_params, open_run, resolve_uri
+from jobs.tracking.runs import code_version, log_params, open_run, resolve_uri
 from jobs.train.job import train_stage
 from jobs.train.tc import TCConfig
 

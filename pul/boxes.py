@@ -1,4 +1,5 @@
-"""Random boxes inside a frame: the candidates of patch sampling and of seed proposals."""
+"""Boxes (x, y, w, h): their overlap, and random boxes inside a frame (the candidates of patch
+sampling and of seed proposals)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,18 @@ def random_boxes(
     x = rng.uniform(0.0, 1.0, n) * (width - w)
     y = rng.uniform(0.0, 1.0, n) * (height - h)
     return np.stack([x, y, w, h], axis=1)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of boxes (..., 4) and (..., 4), broadcast against each other.
+
+    `iou(a[:, None], b[None])` is the N x M matrix. Boxes must be valid (w, h > 0); the
+    metrics mask invalid predictions before calling this.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    lo = np.maximum(a[..., :2], b[..., :2])
+    hi = np.minimum(a[..., :2] + a[..., 2:], b[..., :2] + b[..., 2:])
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=-1)
+    union = np.prod(a[..., 2:], axis=-1) + np.prod(b[..., 2:], axis=-1) - inter
+    # No eps in the denominator (the OTB toolkit adds one): identical boxes give exactly 1.0.
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pul.boxes import iou
+
 SUCCESS_THRESHOLDS = np.linspace(0.0, 1.0, 21)
 PRECISION_THRESHOLDS = np.arange(51, dtype=np.float64)  # pixels
 NORM_PRECISION_THRESHOLDS = np.linspace(0.0, 0.5, 51)
@@ -55,14 +57,8 @@ def rect_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU per row of two Nx4 xywh arrays; 0 where either box is invalid, never NaN."""
     a, b = _pair(a, b)
     ok = valid_boxes(a) & valid_boxes(b)
-    a, b = np.where(ok[:, None], a, 0.0), np.where(ok[:, None], b, 0.0)
-    inter_w = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
-    inter_h = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
-    inter = np.maximum(inter_w, 0.0) * np.maximum(inter_h, 0.0)
-    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
-    # No eps in the denominator (the toolkit adds one): identical boxes give exactly 1.0.
-    iou = np.divide(inter, union, out=np.zeros_like(inter), where=ok & (union > 0))
-    return np.clip(iou, 0.0, 1.0)
+    a, b = np.where(ok[:, None], a, 1.0), np.where(ok[:, None], b, 1.0)
+    return np.where(ok, np.clip(iou(a, b), 0.0, 1.0), 0.0)
 
 
 def center_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pul.boxes import random_boxes
+from pul.boxes import iou, random_boxes
 from pul.crops import average_colour, context_size, crop_and_resize
 
 
@@ -86,7 +86,7 @@ def sample_patches(
     for box in candidates:
         if len(patches) == count:
             break
-        if boxes and _iou(box, np.asarray(boxes)).max() > cfg.max_iou:
+        if boxes and iou(box, np.asarray(boxes)).max() > cfg.max_iou:
             continue
         side = context_size(box[2], box[3], cfg.context)
         centre = (box[0] + box[2] / 2, box[1] + box[3] / 2)
@@ -107,13 +107,3 @@ def texture(patch: np.ndarray, box_wh: np.ndarray) -> float:
     gray = cv2.cvtColor(patch[y0 : y0 + h, x0 : x0 + w], cv2.COLOR_BGR2GRAY).astype(np.float32)
     # Forward differences: 2x1 kernels, so no border handling decides the answer.
     return float(np.abs(np.diff(gray, axis=1)).mean() + np.abs(np.diff(gray, axis=0)).mean())
-
-
-def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    # box: 4, others: M x 4 -> M
-    x0 = np.maximum(box[0], others[:, 0])
-    y0 = np.maximum(box[1], others[:, 1])
-    x1 = np.minimum(box[0] + box[2], others[:, 0] + others[:, 2])
-    y1 = np.minimum(box[1] + box[3], others[:, 1] + others[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    return inter / (box[2] * box[3] + others[:, 2] * others[:, 3] - inter)

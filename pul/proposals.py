@@ -18,19 +18,15 @@ sky or wall matches itself everywhere, so its tracks say nothing):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pul.boxes import random_boxes
+from pul.boxes import iou, random_boxes
 from pul.crops import EXEMPLAR_SIZE, average_colour, to_tensor
+from pul.mining_config import MiningConfig
 from pul.models.siamese import SiamNet
-
-if TYPE_CHECKING:  # pul.mining imports this module; the config is only a type here
-    from pul.mining import MiningConfig
 
 RING = 2.0
 """Side of the ring crop relative to the box's (its area is 4x the box's, 3/4 of it ring)."""
@@ -71,20 +67,11 @@ def texture(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return total / area
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box of a (N x 4) with every box of b (M x 4)."""
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=2)
-    areas_a, areas_b = np.prod(a[:, 2:], axis=1), np.prod(b[:, 2:], axis=1)
-    return inter / (areas_a[:, None] + areas_b[None, :] - inter)
-
-
 def nms(boxes: np.ndarray, scores: np.ndarray, max_iou: float, keep: int) -> np.ndarray:
     """Indices of up to `keep` boxes, best score first, none overlapping a better one more
     than `max_iou` (greedy non-maximum suppression)."""
     order = np.argsort(-scores, kind="stable")
-    overlap = iou_matrix(boxes, boxes)
+    overlap = iou(boxes[:, None], boxes[None])
     chosen: list[int] = []
     for i in order:
         if len(chosen) == keep:

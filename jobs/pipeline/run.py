@@ -21,13 +21,13 @@ import torch
 
 from jobs.config import save_config, to_dict
 from jobs.errors import JobError
-from jobs.evaluate import STILL, EvalRequest, evaluate
+from jobs.evaluation.evaluate import STILL, EvalRequest, evaluate
+from jobs.evaluation.report import format_table
 from jobs.mine import mine
 from jobs.pack import pack
 from jobs.pipeline.config import PipelineConfig
 from jobs.pipeline.steps import Step, run_step, step
-from jobs.report import format_table
-from jobs.tracking import code_version, log_params, open_run, resolve_uri
+from jobs.tracking.runs import code_version, log_params, open_run, resolve_uri
 from jobs.train.job import train_stage
 from pul.models import build_model
 from pul.weights import save_weights
@@ -367,7 +367,7 @@ def _register(
     tc: dict[str, Any],
     scores: dict[str, Any],
 ) -> dict[str, Any]:
-    from jobs.registry import register_tracker  # MLflow's model code is slow to import
+    from jobs.tracking.registry import register_tracker  # MLflow's model code is slow to import
 
     s = step(ctx.work, "register", model=tc["sha256"], eval=scores["run_id"], uri=ctx.uri)
     ctx.announce(f"register the tracker (alias {ctx.cfg.alias})")

@@ -8,7 +8,6 @@ augmented views of every patch feed InfoNCE, with negatives gathered from all ra
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +20,13 @@ from torch import nn
 from jobs.train.config import Tracked, TrainConfig
 from jobs.train.pair_stream import stream_seed
 from jobs.train.pictures import ahm_picture
-from pul.ahm import ahm_batches, build_index
+from jobs.train.shared import draw_pool, embed_pool, export_net, to_chw, unwrap
+from pul.ahm import ahm_batches
 from pul.augment import AugmentConfig, two_views
 from pul.contrastive import info_nce
 from pul.models import ModelConfig, SiamNet, build_model
-from pul.patches import PatchConfig, sample_patches
-from pul.weights import save_weights
-from shards.errors import ShardError
+from pul.patches import PatchConfig
 from shards.reader import clip_stream
-
-MODEL_FILE = "model.pt"
 
 
 @dataclass
@@ -80,10 +76,6 @@ class Embedder(nn.Module):
         return self.net.embed(images)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
-
-
 class BDStage:
     def __init__(self, cfg: BDConfig) -> None:
         self.cfg = cfg
@@ -101,7 +93,7 @@ class BDStage:
             index = embed_pool(unwrap(model).net, pool)
             for idx in ahm_batches(index, cfg.train.batch_size, rng, cfg.strategy):
                 a, b = two_views(pool[idx], rng, cfg.augment)
-                yield {"a": _chw(a), "b": _chw(b)}
+                yield {"a": to_chw(a), "b": to_chw(b)}
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]):
         views = torch.cat([batch["a"], batch["b"]]).float()  # one forward: DDP-friendly
@@ -113,38 +105,7 @@ class BDStage:
         return loss, {"pos_sim": pos}
 
     def export(self, model: nn.Module, folder: str) -> None:
-        save_weights(unwrap(model).net, self.cfg.model, os.path.join(folder, MODEL_FILE))
+        export_net(unwrap(model).net, self.cfg.model, folder)
 
     def picture(self, model_file: Path, run_dir: Path) -> Path:
         return ahm_picture(model_file, self.cfg, run_dir / "ahm_batches.png")
-
-
-def draw_pool(clips, size: int, per_frame: int, cfg: PatchConfig, rng) -> np.ndarray:
-    """`size` patches (N x 127 x 127 x 3 uint8), from one random frame of each next clip."""
-    parts, count, clips_seen = [], 0, 0
-    while count < size:
-        if clips_seen == 20 * size:  # bounded: a stream of flat frames must not spin forever
-            raise ShardError(f"could not cut {size} textured patches from {clips_seen} clips")
-        clip = next(clips)
-        clips_seen += 1
-        frame = clip.frame(int(rng.integers(len(clip))))
-        patches, _ = sample_patches(frame, min(per_frame, size - count), rng, cfg)
-        if len(patches):
-            parts.append(patches)
-            count += len(patches)
-    return np.concatenate(parts)
-
-
-@torch.no_grad()
-def embed_pool(net: SiamNet, pool: np.ndarray):
-    """Index the pool with the current network, in eval mode (batch norm as at test time)."""
-    was_training = net.training
-    net.eval()
-    device = next(net.parameters()).device
-    index = build_index(net.embed, pool, device=device)
-    net.train(was_training)
-    return index
-
-
-def _chw(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()

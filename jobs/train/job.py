@@ -15,10 +15,11 @@ from typing import Any
 
 from jobs.config import dump_yaml, save_config, to_dict
 from jobs.errors import JobError
-from jobs.tracking import code_version, log_params, open_run, resolve_uri
+from jobs.tracking.runs import code_version, log_params, open_run, resolve_uri
 from jobs.train.bd import BDConfig, BDStage
 from jobs.train.runner import fit
-from jobs.train.supervised import MODEL_FILE, SupervisedConfig, SupervisedStage
+from jobs.train.shared import MODEL_FILE
+from jobs.train.supervised import SupervisedConfig, SupervisedStage
 from jobs.train.tc import TCConfig, TCStage
 from shards.manifest import read_manifest
 
@@ -92,7 +93,7 @@ def run_stage(
 
 
 def _register(model_file: Path, uri: str, run_id: str, run_dir: Path, tags: dict[str, str]) -> None:
-    from jobs.registry import register_tracker  # MLflow's model code is slow to import
+    from jobs.tracking.registry import register_tracker  # MLflow's model code is slow to import
 
     keep = {k: v for k, v in tags.items() if k.startswith("pul.")}
     name, version = register_tracker(

@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from jobs.train.pair_stream import PairSampler  # noqa: E402
+from jobs.train.shared import draw_pool, embed_pool  # noqa: E402
 from pul.ahm import ahm_batches  # noqa: E402
 from pul.crops import to_tensor  # noqa: E402
 from pul.pairs import PairConfig  # noqa: E402
@@ -66,8 +67,6 @@ def ahm_picture(model_file: Path, cfg, out: Path, rows: int = 4, cols: int = 8) 
 
     `cfg` is a BDConfig (data, patches, patches_per_frame); the pool is drawn with seed 0.
     """
-    from jobs.train.bd import draw_pool, embed_pool  # bd imports this module
-
     net = load_weights(model_file, "cpu")
     rng = np.random.default_rng(0)
     clips = iter(clip_stream(cfg.data, resampled=True, seed=0))

@@ -6,7 +6,6 @@ whole runner (Ray Train, checkpoints, resume, MLflow) on the same code path they
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +15,10 @@ import torch
 from jobs.train.config import Tracked, TrainConfig
 from jobs.train.pair_stream import pair_batches, stream_seed
 from jobs.train.pictures import response_picture
+from jobs.train.shared import export_net, unwrap
 from pul.losses import balanced_bce
 from pul.models import ModelConfig, SiamNet, build_model
 from pul.pairs import PairConfig
-from pul.weights import save_weights
-
-MODEL_FILE = "model.pt"
 
 
 @dataclass
@@ -70,8 +67,7 @@ class SupervisedStage:
         return loss, {}
 
     def export(self, model: torch.nn.Module, folder: str) -> None:
-        plain = model.module if hasattr(model, "module") else model
-        save_weights(plain, self.cfg.model, os.path.join(folder, MODEL_FILE))
+        export_net(unwrap(model), self.cfg.model, folder)
 
     def picture(self, model_file: Path, run_dir: Path) -> Path:
         return response_picture(

@@ -13,7 +13,6 @@ each pair its own noise std in search-crop pixels; a number sets it in search-cr
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +23,10 @@ import torch
 from torch import nn
 
 from jobs.errors import JobError
-from jobs.train.bd import embed_pool, unwrap
 from jobs.train.config import Tracked, TrainConfig
 from jobs.train.pair_stream import stream_seed
 from jobs.train.pictures import plot_responses
+from jobs.train.shared import embed_pool, export_net, to_chw, unwrap
 from pul.ahm import ahm_batches
 from pul.augment import AugmentConfig, two_views
 from pul.contrastive import info_nce
@@ -35,13 +34,11 @@ from pul.crops import box_center, context_size, crop_and_resize
 from pul.losses import LossConfig, response_loss, sigma_from_cycle_errors
 from pul.models import ModelConfig, SiamNet, build_model
 from pul.pairs import PairConfig, make_pair
-from pul.weights import load_weights, save_weights
+from pul.weights import load_weights
 from shards.errors import ShardError
 from shards.manifest import Manifest, read_manifest, shard_paths
 from shards.pairs import PairSample, decode_pair, read_records
 from shards.reader import clip_stream
-
-MODEL_FILE = "model.pt"
 
 
 @dataclass
@@ -146,14 +143,14 @@ class TCStage:
             for p in pool
         ]
         batch = {
-            "z": _chw(np.stack([m[0] for m in made])),
-            "x": _chw(np.stack([m[1] for m in made])),
+            "z": to_chw(np.stack([m[0] for m in made])),
+            "x": to_chw(np.stack([m[1] for m in made])),
             "offset": torch.from_numpy(np.stack([m[2] for m in made])),
             "sigma": torch.tensor([self.sigma_px(p) for p in pool], dtype=torch.float32),
         }
         if cfg.contrastive_weight > 0:
             a, b = two_views(templates, rng, cfg.augment)
-            batch["views"] = _chw(np.concatenate([a, b]))
+            batch["views"] = to_chw(np.concatenate([a, b]))
         return batch
 
     def sigma_px(self, pair: PairSample) -> float:
@@ -184,7 +181,7 @@ class TCStage:
         return nr + cfg.contrastive_weight * contrastive, metrics
 
     def export(self, model: nn.Module, folder: str) -> None:
-        save_weights(unwrap(model).net, self.cfg.model, os.path.join(folder, MODEL_FILE))
+        export_net(unwrap(model).net, self.cfg.model, folder)
 
     def picture(self, model_file: Path, run_dir: Path) -> Path:
         rng = np.random.default_rng(0)
@@ -198,9 +195,8 @@ class TCStage:
                 self.cfg.pairs,
                 rng,
             )
-            samples.append(
-                {"z": _chw(z[None])[0], "x": _chw(x[None])[0], "offset": torch.from_numpy(offset)}
-            )
+            z, x = to_chw(z[None])[0], to_chw(x[None])[0]
+            samples.append({"z": z, "x": x, "offset": torch.from_numpy(offset)})
         return plot_responses(
             model_file, samples, run_dir / "responses.png", self.cfg.pairs.instance
         )
@@ -254,7 +250,3 @@ def _take(items: Iterator, count: int, keep=lambda item: True) -> list:
         if keep(item):
             taken.append(item)
     return taken
-
-
-def _chw(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()

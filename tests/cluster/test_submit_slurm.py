@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from cluster.ray_nodes import free_port
 from cluster.records import find, state
 from jobs.cli import main
-from jobs.mlflow_server import serving
+from jobs.tracking.server import serving
 from tests.cluster.conftest import run, wait_until
 from tests.cluster.tiny_data import tiny_clips
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jobs.cli import main
-from jobs.results import write_results
+from jobs.evaluation.results import write_results
 from tests.shards.clip_fixtures import make_otb_set, write_video
 
 

@@ -16,9 +16,9 @@ import torch
 from mlflow import MlflowClient
 
 from jobs.cli import main
-from jobs.mlflow_server import ServerError, free_port, healthy, serving
-from jobs.registry import register_tracker
-from jobs.tracking import experiment_id
+from jobs.tracking.registry import register_tracker
+from jobs.tracking.runs import experiment_id
+from jobs.tracking.server import ServerError, free_port, healthy, serving
 from pul.models import ModelConfig, build_model
 from pul.weights import load_weights, save_weights
 

@@ -23,11 +23,11 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from jobs import registry
 from jobs.cli import main
-from jobs.model_uri import parse_spec, resolve_model
-from jobs.registry import WEIGHTS_ARTIFACT, register_tracker
-from jobs.tracking import experiment_id
+from jobs.tracking import registry
+from jobs.tracking.model_uri import parse_spec, resolve_model
+from jobs.tracking.registry import WEIGHTS_ARTIFACT, register_tracker
+from jobs.tracking.runs import experiment_id
 from pul.models import ModelConfig, build_model
 from pul.weights import FORMAT, load_weights, save_weights
 from tests.pul.test_tracker import centre_error, scene
@@ -135,7 +135,7 @@ def test_register_makes_versions_with_tags_and_moves_candidate(store):
     folder = Path(v2.source.removeprefix("file://"))
     assert (folder / WEIGHTS_ARTIFACT).stat().st_size == store["weights"].stat().st_size
     assert (folder / "data/tracker/config.yaml").read_text() == "model:\n  width: 0.25\n"
-    assert "loader_module: jobs.pyfunc_tracker" in (folder / "MLmodel").read_text()
+    assert "loader_module: jobs.tracking.pyfunc" in (folder / "MLmodel").read_text()
     # the pipeline's run stays open, and lists the five logged models as its outputs
     logged = client.get_run(run_id)
     assert logged.info.status == "RUNNING"

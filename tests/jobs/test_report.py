@@ -7,8 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from jobs.report import format_table, score_results, write_report
-from jobs.results import ResultsError, discover_trackers, read_results, read_times, write_results
+from jobs.evaluation.report import format_table, score_results, write_report
+from jobs.evaluation.results import (
+    ResultsError,
+    discover_trackers,
+    read_results,
+    read_times,
+    write_results,
+)
 
 GT = {
     "walk": np.array([[10, 10, 20, 20]] * 4, float),

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
+from pul.boxes import iou
 from pul.crops import box_center
 from pul.mining import MinedPair, MiningConfig, choose_seed_frame, mine_clip
 from pul.models import ModelConfig, build_model
 from pul.proposals import (
-    iou_matrix,
     nms,
     objectness,
     propose_objectness,
@@ -141,7 +141,7 @@ def test_random_proposals_are_inside_textured_and_apart():
     assert (side >= cfg.seed_min - 1e-9).all() and (side <= cfg.seed_max + 1e-9).all()
     assert (boxes[:, 0] < FLAT_X).all()  # a box wholly in the flat band is never proposed
     assert (texture(frame, boxes) >= cfg.min_texture).all()
-    overlap = iou_matrix(boxes, boxes) - np.eye(len(boxes))
+    overlap = iou(boxes[:, None], boxes[None]) - np.eye(len(boxes))
     assert overlap.max() <= cfg.nms_iou
     again = propose_random(frame, cfg, np.random.default_rng(1))
     np.testing.assert_array_equal(boxes, again)
@@ -176,7 +176,7 @@ def test_objectness_ranks_a_square_on_flat_grey_above_flat_regions(net):
     cfg = MiningConfig(seeds_per_clip=2, candidates=128, seed_min=0.1, seed_max=0.25)
     boxes = propose_objectness(frame, net, cfg, np.random.default_rng(3))
     assert len(boxes) == 2
-    assert (iou_matrix(boxes, np.array([square]))[:, 0] > 0.15).all()
+    assert (iou(boxes, np.array(square)) > 0.15).all()
     ranked = objectness(frame, boxes, net)
     assert ranked[0] >= ranked[1] - 1e-6
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from pul.boxes import iou
 from pul.models import ModelConfig, build_model
 from pul.tracker import SiamFCTracker, TrackerConfig, siamdw_config
 
@@ -47,12 +48,6 @@ def scene(jump_at: int | None = None, seed: int = 0) -> tuple[list[np.ndarray], 
 
 def centre_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.hypot(*((a[:, :2] + a[:, 2:] / 2) - (b[:, :2] + b[:, 2:] / 2)).T)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lo, hi = np.maximum(a[:, :2], b[:, :2]), np.minimum(a[:, :2] + a[:, 2:], b[:, :2] + b[:, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
-    return inter / (np.prod(a[:, 2:], axis=1) + np.prod(b[:, 2:], axis=1) - inter)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from pul.boxes import iou
 from shards.errors import ShardError
 from shards.synth import SynthConfig, generate, photos, render_sequence, render_video, sequence_name
 from shards.synth.render import render_frame
@@ -173,13 +174,6 @@ def test_a_static_box_scores_badly_on_the_bench():
         overlap = iou(np.repeat(boxes[:1], len(boxes) - 1, axis=0), boxes[1:])
         aucs.append(np.mean([(overlap > th).mean() for th in np.linspace(0, 1, 21)]))
     assert np.mean(aucs) < 0.3
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    low = np.maximum(a[:, :2], b[:, :2])
-    high = np.minimum(a[:, :2] + a[:, 2:], b[:, :2] + b[:, 2:])
-    inter = np.prod(np.clip(high - low, 0, None), axis=1)
-    return inter / (np.prod(a[:, 2:], axis=1) + np.prod(b[:, 2:], axis=1) - inter)
 
 
 def test_occlusion_happens_in_some_bench_videos():

@@ -25,8 +25,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from jobs import registry
-from jobs.registry import RegistryError
+from jobs.tracking import registry
+from jobs.tracking.registry import RegistryError
 from pul.weights import load_weights
 
 DEFAULT_CACHE = Path("work/cache/models")

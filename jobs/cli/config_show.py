@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cluster.profile import Profile
-from jobs.cli_args import OVERRIDES_HELP, HelpFormatter
+from jobs.cli.args import OVERRIDES_HELP, HelpFormatter
 from jobs.config import describe, dump_yaml, load_config
 from jobs.mine import MineJobConfig
 from jobs.pipeline.config import PipelineConfig

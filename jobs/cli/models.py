@@ -14,11 +14,17 @@ from pathlib import Path
 
 import torch
 
-from jobs import registry
-from jobs.cli_args import OVERRIDES_HELP, HelpFormatter
+from jobs.cli.args import OVERRIDES_HELP, HelpFormatter
 from jobs.config import load_config
-from jobs.model_uri import checked, fetch_version, parse_spec, registered_version, resolve_model
-from jobs.registry import RegistryError, VersionInfo
+from jobs.tracking import registry
+from jobs.tracking.model_uri import (
+    checked,
+    fetch_version,
+    parse_spec,
+    registered_version,
+    resolve_model,
+)
+from jobs.tracking.registry import RegistryError, VersionInfo
 from pul.models import ModelConfig, build_model
 from pul.weights import load_weights, save_weights
 

@@ -6,9 +6,9 @@ import argparse
 import time
 from pathlib import Path
 
-from jobs.cli_args import HelpFormatter
-from jobs.mlflow_server import ServerError, healthy, serving
-from jobs.registry import DEFAULT_WORK
+from jobs.cli.args import HelpFormatter
+from jobs.tracking.registry import DEFAULT_WORK
+from jobs.tracking.server import ServerError, healthy, serving
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jobs.cli_args import OVERRIDES_HELP, HelpFormatter
+from jobs.cli.args import OVERRIDES_HELP, HelpFormatter
 from jobs.config import load_config
 from jobs.pipeline.config import PipelineConfig
 from jobs.pipeline.run import run_pipeline

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from jobs.cli_args import OVERRIDES_HELP, HelpFormatter, split_overrides
+from jobs.cli.args import OVERRIDES_HELP, HelpFormatter, split_overrides
 from jobs.config import load_config
 from jobs.pack import pack
 from shards.inspect_set import contact_sheet, summary

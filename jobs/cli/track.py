@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from jobs.cli_args import HelpFormatter
-from jobs.cli_models import add_tracking_uri
+from jobs.cli.args import HelpFormatter
+from jobs.cli.models import add_tracking_uri
 from jobs.errors import JobError
-from jobs.evaluate import make_tracker
-from jobs.model_uri import DEFAULT_CACHE, is_remote, resolve_model
-from jobs.registry import default_tracking_uri
+from jobs.evaluation.evaluate import make_tracker
+from jobs.tracking.model_uri import DEFAULT_CACHE, is_remote, resolve_model
+from jobs.tracking.registry import default_tracking_uri
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:

@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from jobs.results import ResultsError, discover_trackers, read_results, read_times, result_file
+from jobs.evaluation.results import (
+    ResultsError,
+    discover_trackers,
+    read_results,
+    read_times,
+    result_file,
+)
 from pul.metrics import (
     NORM_PRECISION_THRESHOLDS,
     PRECISION_THRESHOLDS,

@@ -18,8 +18,8 @@ import torch
 from tqdm import tqdm
 
 from jobs.errors import JobError
-from jobs.report import score_results, write_report
-from jobs.results import write_results
+from jobs.evaluation.report import score_results, write_report
+from jobs.evaluation.results import write_results
 from jobs.runtime import connect_ray
 from pul.baselines import StillTracker
 from pul.metrics import BenchmarkScore, as_boxes

@@ -6,11 +6,12 @@ import argparse
 import datetime as dt
 import shlex
 import time
+from collections.abc import Callable
 
 from cluster.launch import SubmitError, submit
 from cluster.profile import Profile, known_profiles, profile_path
 from cluster.records import all_records, cancel, find, log_path, remember, state
-from jobs.cli_args import HelpFormatter
+from jobs.cli.args import HelpFormatter
 from jobs.config import ConfigError, load_config
 from jobs.errors import JobError
 
@@ -42,7 +43,8 @@ examples:
 """
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction, entry: Callable[..., int]) -> None:
+    """`entry` is the function every node of a submitted job runs (the `pul` command line)."""
     p = commands.add_parser(
         "submit",
         formatter_class=HelpFormatter,
@@ -55,7 +57,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--name", default="", help="Slurm job name (default: pul-JOB)")
     p.add_argument("job_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    p.set_defaults(run=_run_submit)
+    p.set_defaults(run=_run_submit, entry=entry)
 
     jobs = commands.add_parser(
         "jobs",
@@ -105,10 +107,9 @@ def _run_submit(args: argparse.Namespace) -> int:
     overrides, job_args = split_submission(job_args)
     profile = load_profile(ours.profile, overrides)
     argv = [*JOBS[args.job], *job_args]
-    from jobs.cli import main  # the entry every node runs: the pul command line itself
 
     try:
-        record = submit(main, argv, profile, ours.name or f"pul-{args.job}")
+        record = submit(args.entry, argv, profile, ours.name or f"pul-{args.job}")
     except SubmitError as err:
         raise JobError(str(err)) from None
     remember(record)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cli_args import HelpFormatter
-from jobs.cli_models import add_tracking_uri
+from jobs.cli.args import HelpFormatter
+from jobs.cli.models import add_tracking_uri
 from jobs.errors import JobError
-from jobs.evaluate import STILL, EvalRequest, evaluate
-from jobs.model_uri import DEFAULT_CACHE, is_remote, parse_spec, resolve_model
-from jobs.registry import default_tracking_uri
-from jobs.report import format_table
+from jobs.evaluation.evaluate import STILL, EvalRequest, evaluate
+from jobs.evaluation.report import format_table
+from jobs.tracking.model_uri import DEFAULT_CACHE, is_remote, parse_spec, resolve_model
+from jobs.tracking.registry import default_tracking_uri
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:

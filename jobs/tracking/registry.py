@@ -3,7 +3,7 @@
 Every tracker is registered as a new version of `pul-alexnet` or `pul-resnet22` (after its
 backbone). A version is an MLflow pyfunc model whose data folder holds the plain `model.pt`
 of `pul.weights` (and the training config): `mlflow.pyfunc.load_model("models:/pul-alexnet@
-champion")` gives a tracker (see `jobs.pyfunc_tracker`) and nothing in it is unpickled as
+champion")` gives a tracker (see `jobs.tracking.pyfunc`) and nothing in it is unpickled as
 code. Versions carry their numbers and lineage as tags (`pul.metric.auc`,
 `pul.data_lineage`, `pul.code_version`, ...); aliases (MLflow 3 has no stages) name the roles:
 `candidate` is set on every new version, `champion` is moved by `promote`, which refuses a
@@ -32,7 +32,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
 from jobs.errors import JobError
-from jobs.tracking import check_reachable, code_version, resolve_uri
+from jobs.tracking.runs import check_reachable, code_version, resolve_uri
 from pul.models.resnet22 import CIResNet22
 from pul.weights import load_weights
 
@@ -44,7 +44,7 @@ CHAMPION = "champion"
 """Alias of the tracker in use; moved only by `promote`."""
 DEFAULT_WORK = Path("work/runs")
 """Without a tracking URI: the SQLite store of the training jobs run in work/runs/<name>."""
-LOADER_MODULE = "jobs.pyfunc_tracker"
+LOADER_MODULE = "jobs.tracking.pyfunc"
 DATA_DIR = "tracker"
 WEIGHTS_ARTIFACT = f"data/{DATA_DIR}/model.pt"
 """The weights file inside a registered version's artifacts."""

@@ -12,23 +12,23 @@ import os
 import sys
 from collections.abc import Sequence
 
-from jobs import (
-    cli_config,
-    cli_eval,
-    cli_mine,
-    cli_mlflow,
-    cli_models,
-    cli_pipeline,
-    cli_shards,
-    cli_submit,
-    cli_track,
-    cli_train,
-    cli_tune,
+from jobs.cli import (
+    config_show,
     demo,
+    evaluate,
+    mine,
+    mlflow_serve,
+    models,
+    pipeline,
+    shards,
+    submit,
+    track,
+    train,
+    tune,
 )
 from jobs.config import ConfigError
 from jobs.errors import JobError
-from jobs.tracking import TrackingError
+from jobs.tracking.runs import TrackingError
 from jobs.train.runner import TrainingError
 from shards.errors import ShardError
 
@@ -60,17 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    cli_shards.add_commands(commands)
-    cli_train.add_commands(commands)
-    cli_mine.add_command(commands)
-    cli_eval.add_command(commands)
-    cli_track.add_command(commands)
-    cli_tune.add_command(commands)
-    cli_models.add_commands(commands)
-    cli_mlflow.add_command(commands)
-    cli_pipeline.add_command(commands)
-    cli_submit.add_commands(commands)
-    cli_config.add_commands(commands)
+    shards.add_commands(commands)
+    train.add_commands(commands)
+    mine.add_command(commands)
+    evaluate.add_command(commands)
+    track.add_command(commands)
+    tune.add_command(commands)
+    models.add_commands(commands)
+    mlflow_serve.add_command(commands)
+    pipeline.add_command(commands)
+    # a submitted job runs this same command line on its node
+    submit.add_commands(commands, entry=main)
+    config_show.add_commands(commands)
     demo.add_command(commands)
     return parser
 
