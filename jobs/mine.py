@@ -20,7 +20,6 @@ import hashlib
 import itertools
 import json
 import logging
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,19 +32,17 @@ from tqdm import tqdm
 
 from jobs.config import save_config, to_dict
 from jobs.errors import JobError
-from jobs.runtime import cluster_cpus, connect_ray
+from jobs.runtime import cluster_cpus, connect_ray, run_bounded
 from pul.boxes import iou
 from pul.crops import box_center, context_size, crop_and_resize, search_size
 from pul.mining import MinedPair, MiningConfig, mine_clip
 from pul.models.siamese import SiamNet
 from pul.weights import load_weights
 from shards.manifest import (
-    MANIFEST,
     Manifest,
     ShardEntry,
     read_manifest,
     sha256_file,
-    write_manifest,
 )
 from shards.pairs import (
     SHARD_PATTERN,
@@ -61,11 +58,10 @@ from shards.pairs import (
     write_pair_shard,
 )
 from shards.reader import Clip, clip_stream
+from shards.staged_set import StagedSet
 
 log = logging.getLogger(__name__)
 
-STAGING = ".staging"
-PLAN = "plan.json"
 CONFIG_FILE = "config.yaml"
 GT_MIN_IOU = 0.5
 """A seed overlapping the hidden target box this much is 'on the target' (measured pairs)."""
@@ -110,17 +106,20 @@ class MineJobConfig:
 
 @dataclass
 class MinePlan:
-    out: Path
     inputs: list[Path]
     """The clip shards, in manifest order: pair shard i is mined from inputs[i]."""
-    plan_hash: str
+    shard_set: StagedSet
 
     @property
-    def staging(self) -> Path:
-        return self.out / STAGING
+    def out(self) -> Path:
+        return self.shard_set.out
+
+    @property
+    def plan_hash(self) -> str:
+        return self.shard_set.plan_hash
 
     def staged(self, index: int) -> Path:
-        return self.staging / SHARD_PATTERN.format(index)
+        return self.shard_set.staged(SHARD_PATTERN.format(index))
 
     def final(self, index: int) -> Path:
         return self.out / SHARD_PATTERN.format(index)
@@ -141,33 +140,37 @@ def mine(
     source, model = _check_inputs(cfg)
     model_sha256 = sha256_file(model)
     digest = plan_hash(source, model_sha256, cfg)
-    plan = MinePlan(out, [Path(cfg.data).resolve() / s.name for s in source.shards], digest)
+    inputs = [Path(cfg.data).resolve() / s.name for s in source.shards]
+    plan = MinePlan(inputs, StagedSet(out, digest, "mining"))
     done = _finished_set(plan)
     if done is not None:
         log.info("%s already holds this pair set; nothing to do", out)
         return done
-    _start(plan)
-    pending = plan.pending()
-    if len(pending) < len(plan.inputs):
-        log.info(
-            "resuming: %d of %d shards already mined",
-            len(plan.inputs) - len(pending),
-            len(plan.inputs),
+    with plan.shard_set.writing():
+        plan.shard_set.start()
+        pending = plan.pending()
+        if len(pending) < len(plan.inputs):
+            log.info(
+                "resuming: %d of %d shards already mined",
+                len(plan.inputs) - len(pending),
+                len(plan.inputs),
+            )
+        _mine_all(plan, cfg, model, pending, progress)
+        entries, records = _publish(plan)
+        save_config(cfg, out / CONFIG_FILE)
+        extra = {
+            "plan_hash": digest,
+            "source_lineage": source.lineage,
+            "model_sha256": model_sha256,
+        }
+        manifest = Manifest(
+            kind="pairs",
+            shards=entries,
+            command=command if command is not None else sys.argv,
+            config=to_dict(cfg),
+            extra={**extra, **summarize(records, clips=source.samples)},
         )
-    _mine_all(plan, cfg, model, pending, progress)
-    entries, records = _publish(plan)
-    save_config(cfg, out / CONFIG_FILE)
-    extra = {"plan_hash": digest, "source_lineage": source.lineage, "model_sha256": model_sha256}
-    manifest = Manifest(
-        kind="pairs",
-        shards=entries,
-        command=command if command is not None else sys.argv,
-        config=to_dict(cfg),
-        extra={**extra, **summarize(records, clips=source.samples)},
-    )
-    write_manifest(out, manifest)  # last: a folder with a manifest is a finished set
-    shutil.rmtree(plan.staging, ignore_errors=True)
-    return manifest
+        return plan.shard_set.publish(manifest)
 
 
 def _check_inputs(cfg: MineJobConfig) -> tuple[Manifest, Path]:
@@ -194,21 +197,12 @@ def plan_hash(source: Manifest, model_sha256: str, cfg: MineJobConfig) -> str:
 
 
 def _finished_set(plan: MinePlan) -> Manifest | None:
-    """The finished set in `out` if it is this very one and whole; an error if another."""
-    if not (plan.out / MANIFEST).exists():
+    """The finished set in `out` if it is this very one and whole; an error if another.
+    One whose shard files went missing is reopened, to mine just those again."""
+    manifest = plan.shard_set.finished()
+    if manifest is None:
         return None
-    manifest = read_manifest(plan.out)
-    if manifest.extra.get("plan_hash") != plan.plan_hash:
-        made_by = " ".join(manifest.command) or "another job"
-        raise JobError(
-            f"{plan.out} already holds a different shard set (made by: {made_by}); "
-            "choose another --out or delete it"
-        )
-    missing = [
-        s.name
-        for s in manifest.shards
-        if not (plan.out / s.name).is_file() or (plan.out / s.name).stat().st_size != s.bytes
-    ]
+    missing = plan.shard_set.missing_shards(manifest)
     if not missing:
         return manifest
     log.warning(
@@ -217,33 +211,8 @@ def _finished_set(plan: MinePlan) -> Manifest | None:
         len(missing),
         ", ".join(missing[:3]),
     )
-    for name in missing:
-        (plan.out / name).unlink(missing_ok=True)
-    # the staging plan first, then drop the manifest: the folder stays recognisably ours
-    _write_plan(plan)
-    (plan.out / MANIFEST).unlink()
+    plan.shard_set.reopen(missing)
     return None
-
-
-def _start(plan: MinePlan) -> None:
-    """Create or resume the staging of this set in `plan.out`."""
-    plan_file = plan.staging / PLAN
-    if plan_file.exists():
-        if json.loads(plan_file.read_text()).get("plan_hash") != plan.plan_hash:
-            raise JobError(
-                f"{plan.out} holds an interrupted mining of other data, model or settings; "
-                f"delete {plan.staging} or choose another --out"
-            )
-    elif plan.out.exists() and any(p.name != STAGING for p in plan.out.iterdir()):
-        raise JobError(f"{plan.out} is not empty and holds no pair set; choose an empty --out")
-    _write_plan(plan)
-    for leftover in list(plan.staging.glob("*.part")) + list(plan.out.glob("*.part")):
-        leftover.unlink()  # a task killed while writing; its retry or this rerun redoes it
-
-
-def _write_plan(plan: MinePlan) -> None:
-    plan.staging.mkdir(parents=True, exist_ok=True)
-    (plan.staging / PLAN).write_text(json.dumps({"plan_hash": plan.plan_hash}))
 
 
 def _mine_all(
@@ -270,15 +239,9 @@ def _mine_on_ray(
     in_flight_max = cfg.workers or cluster_cpus()
     # A task killed mid-shard is retried; its output is atomic and deterministic.
     remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=3)(mine_shard)
-    queue, running = list(pending), {}
-    while queue or running:
-        while queue and len(running) < in_flight_max:
-            i = queue.pop(0)
-            running[remote.remote(plan.inputs[i], i, plan.staged(i), model, cfg)] = i
-        ready, _ = ray.wait(list(running), num_returns=1)
-        running.pop(ready[0])
-        ray.get(ready[0])  # re-raises a task's error; the shards already written stay
-        bar.update()
+    calls = [(plan.inputs[i], i, plan.staged(i), model, cfg) for i in pending]
+    # a task's error is raised here; the shards already written stay for the rerun
+    run_bounded(remote, calls, in_flight_max, lambda k, _: bar.update())
 
 
 def mine_shard(source: Path, index: int, target: Path, model: Path, cfg: MineJobConfig) -> int:

@@ -15,10 +15,10 @@ import ray
 from tqdm import tqdm
 
 from jobs.config import save_config, to_dict
-from jobs.runtime import cluster_cpus, connect_ray
+from jobs.runtime import cluster_cpus, connect_ray, run_bounded
 from shards.errors import ShardError
-from shards.manifest import Manifest, write_manifest
-from shards.pack import PackPlan, assemble, existing_set, finish, plan_hash, stage_video, start_plan
+from shards.manifest import Manifest
+from shards.pack import PackPlan, assemble, plan_for, stage_video
 from shards.pack_config import PackConfig
 from shards.readers import read_sources
 
@@ -33,27 +33,32 @@ def pack(
     if not cfg.sources:
         raise ShardError("nothing to pack: give at least one source video or folder")
     refs = read_sources(list(cfg.sources), cfg.format, cfg.split_cuts)
-    done = existing_set(out, plan_hash(refs, cfg))
+    plan = plan_for(out, refs, cfg)
+    done = plan.shard_set.finished()
     if done is not None:
         log.info("%s already holds this shard set; nothing to do", out)
         return done
-    plan = start_plan(out, refs, cfg)
-    pending = plan.pending()
-    if len(pending) < len(refs):
-        log.info("resuming: %d of %d videos already staged", len(refs) - len(pending), len(refs))
-    _stage_all(plan, cfg, pending, progress)
-    entries, frames = assemble(plan, cfg)
-    save_config(cfg, out / "config.yaml")
-    manifest = Manifest(
-        kind="clips",
-        shards=entries,
-        command=command if command is not None else sys.argv,
-        config=to_dict(cfg),
-        extra={"videos": len(refs), "frames": frames, "plan_hash": plan.plan_hash},
-    )
-    write_manifest(out, manifest)
-    finish(plan)
-    return manifest
+    with plan.shard_set.writing():
+        done = plan.shard_set.finished()  # a writer we waited for may have just finished it
+        if done is not None:
+            return done
+        plan.shard_set.start()
+        pending = plan.pending()
+        if len(pending) < len(refs):
+            log.info(
+                "resuming: %d of %d videos already staged", len(refs) - len(pending), len(refs)
+            )
+        _stage_all(plan, cfg, pending, progress)
+        entries, frames = assemble(plan, cfg)
+        save_config(cfg, out / "config.yaml")
+        manifest = Manifest(
+            kind="clips",
+            shards=entries,
+            command=command if command is not None else sys.argv,
+            config=to_dict(cfg),
+            extra={"videos": len(refs), "frames": frames, "plan_hash": plan.plan_hash},
+        )
+        return plan.shard_set.publish(manifest)
 
 
 def _stage_all(plan: PackPlan, cfg: PackConfig, pending: list[int], progress: bool) -> None:
@@ -72,12 +77,6 @@ def _stage_on_ray(plan: PackPlan, cfg: PackConfig, pending: list[int], bar: tqdm
     in_flight_max = cfg.workers or cluster_cpus()
     # A task killed mid-video is retried by Ray; staging is atomic, so a retry is harmless.
     remote = ray.remote(num_cpus=1, max_retries=3)(stage_video)
-    queue, running = list(pending), {}
-    while queue or running:
-        while queue and len(running) < in_flight_max:
-            i = queue.pop(0)
-            running[remote.remote(plan.refs[i], cfg, plan.staged(i))] = i
-        ready, _ = ray.wait(list(running), num_returns=1)
-        i = running.pop(ready[0])
-        ray.get(ready[0])  # re-raises a ShardError from the task, cancelling nothing staged
-        bar.update(plan.refs[i].num_frames())
+    calls = [(plan.refs[i], cfg, plan.staged(i)) for i in pending]
+    # a task's ShardError is raised here; the videos already staged stay for the rerun
+    run_bounded(remote, calls, in_flight_max, lambda k, _: bar.update(calls[k][0].num_frames()))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import ray
 
@@ -37,3 +39,26 @@ def connect_ray(num_cpus: int | None = None) -> None:
 
 def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def run_bounded(
+    remote: ray.remote_function.RemoteFunction,
+    calls: Sequence[tuple],
+    in_flight_max: int,
+    on_done: Callable[[int, Any], None] = lambda index, result: None,
+) -> None:
+    """Run `remote.remote(*calls[i])` for every i with at most `in_flight_max` at once.
+
+    Bounded, so that a set of thousands of shards does not put thousands of tasks (and
+    their arguments) into the object store at once. `on_done(i, result)` is called as each
+    finishes, in completion order. The first task error is raised here; what finished
+    tasks wrote stays, so a rerun resumes from it.
+    """
+    queue, running = list(range(len(calls))), {}
+    while queue or running:
+        while queue and len(running) < in_flight_max:
+            index = queue.pop(0)
+            running[remote.remote(*calls[index])] = index
+        ready, _ = ray.wait(list(running), num_returns=1)
+        index = running.pop(ready[0])
+        on_done(index, ray.get(ready[0]))

@@ -14,35 +14,37 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from shards.clips import iter_clips
+from shards.content_hash import file_digest, files_digests
 from shards.errors import ShardError
-from shards.manifest import MANIFEST, Manifest, ShardEntry, read_manifest, sha256_file
+from shards.manifest import ShardEntry, sha256_file
 from shards.pack_config import PackConfig
 from shards.source import VideoRef
+from shards.staged_set import StagedSet
 from shards.tario import add_member, open_for_writing, read_members
 
-STAGING = ".staging"
-PLAN = "plan.json"
 SHARD_PATTERN = "clips-{:06d}.tar"
 
 
 @dataclass
 class PackPlan:
-    out: Path
     refs: list[VideoRef]
-    plan_hash: str
+    shard_set: StagedSet
 
     @property
-    def staging(self) -> Path:
-        return self.out / STAGING
+    def out(self) -> Path:
+        return self.shard_set.out
+
+    @property
+    def plan_hash(self) -> str:
+        return self.shard_set.plan_hash
 
     def staged(self, index: int) -> Path:
-        return self.staging / f"{index:05d}.tar"
+        return self.shard_set.staged(f"{index:05d}.tar")
 
     def pending(self) -> list[int]:
         return [i for i in range(len(self.refs)) if not self.staged(i).exists()]
@@ -63,42 +65,18 @@ def plan_hash(refs: list[VideoRef], cfg: PackConfig) -> str:
 
 
 def _identity(ref: VideoRef) -> list:
-    size = Path(ref.path).stat().st_size if ref.is_video_file else len(ref.frames)
-    return [ref.source, ref.name, ref.start, ref.stop, size, ref.gt is not None]
+    """A video by its content: its bytes (file or frames), segment, labels and metadata."""
+    if ref.is_video_file:
+        content = file_digest(ref.path)
+    else:
+        blob = "\n".join(files_digests(ref.frames))
+        content = hashlib.sha256(blob.encode()).hexdigest()
+    return [ref.source, ref.name, ref.start, ref.stop, content, ref.gt, ref.fps, ref.licence]
 
 
-def existing_set(out: Path, digest: str) -> Manifest | None:
-    """The finished set in `out` if it is this very pack; an error if it is another one."""
-    if not (out / MANIFEST).exists():
-        return None
-    manifest = read_manifest(out)
-    if manifest.extra.get("plan_hash") != digest:
-        made_by = " ".join(manifest.command) or "another pack"
-        raise ShardError(
-            f"{out} already holds a different shard set (made by: {made_by}); "
-            "choose another --out or delete it"
-        )
-    return manifest
-
-
-def start_plan(out: Path, refs: list[VideoRef], cfg: PackConfig) -> PackPlan:
-    """Create or resume the staging of a pack into `out`."""
-    plan = PackPlan(out, refs, plan_hash(refs, cfg))
-    plan_file = plan.staging / PLAN
-    if plan_file.exists():
-        staged_hash = json.loads(plan_file.read_text()).get("plan_hash")
-        if staged_hash != plan.plan_hash:
-            raise ShardError(
-                f"{out} holds an interrupted pack of different videos or settings; "
-                f"delete {plan.staging} or choose another --out"
-            )
-    elif out.exists() and any(p.name != STAGING for p in out.iterdir()):
-        raise ShardError(f"{out} is not empty and holds no shard set; choose an empty --out")
-    plan.staging.mkdir(parents=True, exist_ok=True)
-    for leftover in plan.staging.glob("*.part"):
-        leftover.unlink()
-    plan_file.write_text(json.dumps({"plan_hash": plan.plan_hash}))
-    return plan
+def plan_for(out: Path, refs: list[VideoRef], cfg: PackConfig) -> PackPlan:
+    """The pack of `refs` with `cfg` into `out` (nothing is written yet)."""
+    return PackPlan(refs, StagedSet(out, plan_hash(refs, cfg), "pack"))
 
 
 def stage_video(ref: VideoRef, cfg: PackConfig, target: Path) -> VideoStats:
@@ -118,7 +96,9 @@ def stage_video(ref: VideoRef, cfg: PackConfig, target: Path) -> VideoStats:
 def assemble(plan: PackPlan, cfg: PackConfig) -> tuple[list[ShardEntry], int]:
     """Copy the staged samples, in video order, into shards of about `cfg.shard_mb` MB.
 
-    Returns the shard entries and the number of frames they hold.
+    Returns the shard entries and the number of frames they hold. A pack that yields no
+    clip at all can never succeed with these settings: its staging is removed, so that the
+    same folder takes a corrected rerun.
     """
     for stale in list(plan.out.glob("clips-*.tar")) + list(plan.out.glob("*.part")):
         stale.unlink()
@@ -127,12 +107,9 @@ def assemble(plan: PackPlan, cfg: PackConfig) -> tuple[list[ShardEntry], int]:
         writer.add_samples(_samples(plan.staged(index)))
     entries = writer.close()
     if not entries:
+        plan.shard_set.discard()
         raise ShardError(f"no clips: every video is shorter than min_clip_len={cfg.min_clip_len}")
     return entries, writer.frames
-
-
-def finish(plan: PackPlan) -> None:
-    shutil.rmtree(plan.staging, ignore_errors=True)
 
 
 def _samples(staged: Path):

@@ -22,6 +22,7 @@ from jobs.pack import pack
 from pul.mining import MiningConfig
 from pul.models import ModelConfig, build_model
 from pul.weights import save_weights
+from shards.errors import ShardError
 from shards.manifest import read_manifest
 from shards.pack_config import PackConfig
 from shards.pairs import X_OUT, Z_OUT, read_pairs
@@ -159,12 +160,12 @@ def test_an_interrupted_run_resumes_from_its_staging(inputs, mined, tmp_path):
 
 
 def test_a_folder_holding_another_set_is_refused(inputs, mined, tmp_path):
-    with pytest.raises(JobError, match="different shard set"):
+    with pytest.raises(ShardError, match="different shard set"):
         mine(job_config(inputs, workers=1, seed=1), mined, command=["test"], progress=False)
     stranger = tmp_path / "other"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("mine")
-    with pytest.raises(JobError, match="not empty"):
+    with pytest.raises(ShardError, match="not empty"):
         mine(job_config(inputs, workers=1), stranger, command=["test"], progress=False)
     with pytest.raises(JobError, match="no such model"):
         cfg = job_config(inputs, workers=1)
