@@ -2,13 +2,12 @@
 
 from pul.losses.bce import balanced_bce
 from pul.losses.config import LossConfig
-from pul.losses.noise import noise_offsets, sigma_from_cycle_errors
+from pul.losses.noise import sigma_from_cycle_errors
 from pul.losses.nr import response_loss
 
 __all__ = [
     "LossConfig",
     "balanced_bce",
-    "noise_offsets",
     "response_loss",
     "sigma_from_cycle_errors",
 ]

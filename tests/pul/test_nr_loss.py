@@ -10,15 +10,9 @@ import torch
 
 from jobs.config import field_docs, from_dict
 from pul.labels import balanced_weights, label_maps
-from pul.losses import (
-    LossConfig,
-    balanced_bce,
-    noise_offsets,
-    response_loss,
-    sigma_from_cycle_errors,
-)
-from pul.losses.noise import noise_grid, pair_sigma
-from pul.losses.nr import PAIR_LOSSES, offset_label_maps, pair_loglik
+from pul.losses import LossConfig, balanced_bce, response_loss, sigma_from_cycle_errors
+from pul.losses.noise import ROWS, pair_sigma, row_prior
+from pul.losses.nr import PAIR_LOSSES, label_states, pair_loglik
 
 KINDS = ["bce", "soft_bce", "nr", "nr_exact"]
 
@@ -36,38 +30,48 @@ def _unclamped_nr(g: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
 # --- the noise prior -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sigma", [8.0, 12.0, 20.0, 50.0])
-def test_noise_offsets_sum_to_one_and_have_std_sigma(sigma):
-    offsets, weights = noise_offsets(sigma)
-    assert offsets.dtype == torch.float32 and offsets.shape == (121, 2)  # capped: 11 x 11
-    assert weights.sum().item() == pytest.approx(1.0, abs=1e-6)
-    mean = (weights[:, None] * offsets).sum(0)
-    std = ((weights[:, None] * offsets**2).sum(0) - mean**2).sqrt()
-    assert mean.abs().max().item() < 1e-4
-    # truncation at +/- 3 sigma makes it 1.3% small; the grid adds next to nothing
-    assert std.tolist() == pytest.approx([sigma, sigma], rel=0.03)
+@pytest.mark.parametrize("sigma", [0.5, 4.0, 20.0])
+def test_row_prior_has_mass_one_mean_c_and_std_sigma(sigma):
+    centre = torch.tensor([3.0], dtype=torch.float64)
+    rows, mass = row_prior(centre, torch.tensor([sigma], dtype=torch.float64), band=1e6)
+    assert rows.shape == mass.shape == (1, ROWS)
+    assert mass.sum().item() == pytest.approx(1.0, abs=1e-12)
+    mean = (mass * rows).sum().item()
+    std = math.sqrt((mass * (rows - mean) ** 2).sum().item())
+    assert mean == pytest.approx(3.0, abs=1e-9)
+    assert std == pytest.approx(sigma, rel=0.02)  # midpoints of 24 cells over +/- 4 sigma
 
 
-def test_noise_offsets_grid_and_zero_sigma():
-    offsets, weights = noise_offsets(0.0)
-    assert offsets.tolist() == [[0.0, 0.0]] and weights.tolist() == [1.0]
-    offsets, weights = noise_offsets(4.0)  # +/- 12 px at spacing 4: 7 x 7
-    assert offsets.shape == (49, 2)
-    assert sorted(set(offsets[:, 0].tolist())) == [-12.0, -8.0, -4.0, 0.0, 4.0, 8.0, 12.0]
-    assert weights.argmax().item() == 24 and offsets[24].tolist() == [0.0, 0.0]
+def test_row_prior_leaves_out_the_mass_beyond_the_band():
+    sigma = torch.tensor([0.0, 50.0, 10.0], dtype=torch.float64)
+    centre = torch.tensor([5.0, 0.0, 200.0], dtype=torch.float64)
+    rows, mass = row_prior(centre, sigma, band=80.0)
+    assert torch.all(rows[0] == 5.0) and mass[0].sum().item() == 1.0  # sigma 0: all at c
+    inside = math.erf(80.0 / (50.0 * math.sqrt(2)))  # P(|t_y| <= 80)
+    assert mass[1].sum().item() == pytest.approx(inside, abs=1e-9)
+    assert rows[1].abs().max().item() < 80.0
+    # the whole prior lies beyond the band: rows out of reach (empty maps), or no mass
+    assert rows[2].min().item() > 80.0 and mass[2].sum().item() < 1e-4
 
 
-def test_per_pair_sigma_shares_one_grid_shape():
-    offsets, weights = noise_grid(torch.tensor([0.0, 3.0, 20.0]))
-    assert offsets.shape == (3, 121, 2) and weights.shape == (3, 121)
-    assert weights.sum(-1).tolist() == pytest.approx([1.0, 1.0, 1.0], abs=1e-6)
-    centre = offsets[0].abs().sum(-1).argmin()
-    assert weights[0, centre].item() == 1.0  # sigma 0: everything on (0, 0)
-    # sigma 3 keeps spacing 4 on the wider grid: same weights as its own 7 x 7 grid
-    own_offsets, own_weights = noise_offsets(3.0)
-    inner = (offsets[1].abs() <= 12).all(-1)
-    assert torch.equal(offsets[1][inner], own_offsets)
-    assert weights[1][inner].tolist() == pytest.approx(own_weights.tolist(), abs=1e-6)
+def test_per_pair_sigma_gives_each_pair_its_own_prior():
+    gen = torch.Generator().manual_seed(5)
+    logits = torch.randn(3, 1, 17, 17, generator=gen, dtype=torch.float64) * 2
+    # (1.3, -0.7): no cell centre exactly on the disc's edge, where sigma -> 0 and sigma = 0
+    # differ (a closed disc; the continuous prior gives its edge no mass)
+    targets = torch.tensor([[1.3, -0.7], [13.0, -7.0], [-30.0, 20.0]], dtype=torch.float64)
+    sigmas = torch.tensor([0.0, 3.0, 20.0], dtype=torch.float64)
+    g, p = pair_loglik(logits, targets, sigmas)
+    crossings = 2 * 5 * 17  # the 5 cell rows within 16 px of a row, 17 cells each, in + out
+    assert g.shape == p.shape == (3, ROWS * (crossings + 1) + 1)
+    assert p.sum(-1).tolist() == pytest.approx([1.0, 1.0, 1.0], abs=1e-9)
+    for b in range(3):
+        own = PAIR_LOSSES["soft_bce"](
+            *pair_loglik(logits[b : b + 1], targets[b : b + 1], float(sigmas[b]))
+        )
+        assert PAIR_LOSSES["soft_bce"](g[b : b + 1], p[b : b + 1]).item() == pytest.approx(
+            own.item(), rel=1e-6
+        )
 
 
 def _cycle_errors(sigma: float, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -116,15 +120,6 @@ def test_pair_sigma_matches_the_label_error_of_kept_pairs():
 # --- the losses ------------------------------------------------------------------------
 
 
-def test_offset_label_maps_are_label_maps():
-    gen = torch.Generator().manual_seed(4)
-    lattice = torch.tensor([[0.0, 0.0], [16.0, 0.0], [8.0, 8.0], [-24.0, 16.0], [4.0, 12.0]])
-    centres = torch.cat([lattice, torch.randn(60, 2, generator=gen) * 40]).view(5, 13, 2)
-    expected = label_maps(centres.reshape(-1, 2), 17, 8, 16.0).view(5, 13, 17, 17)
-    assert torch.equal(offset_label_maps(centres, 17, 8, 16.0), expected)
-    assert expected[0, 0].sum() == 13  # distance exactly 16 counts as positive
-
-
 def test_bce_kind_is_balanced_bce_and_sigma_zero_variants():
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(4, 1, 17, 17, generator=gen) * 3
@@ -142,27 +137,38 @@ def test_bce_kind_is_balanced_bce_and_sigma_zero_variants():
     assert nr.item() < bce.item()  # q(g) >= exp(g) for g <= 0
 
 
-def test_k_offset_form_equals_the_supplement_quadratic_form():
-    """E[g], E[g^2] from the K offsets vs mbar / V (supplement Eq. 3-5), built explicitly.
+def test_state_form_equals_the_supplement_quadratic_form():
+    """E[g], E[g^2] over the label states vs mbar / V (supplement Eq. 3-5), built explicitly
+    from the label map at a point inside each state's interval.
 
     With balanced weights the "m_b" of the supplement is the weighted label w * m_b (w
-    depends on the offset, so it sits inside the expectation): mbar_b(x) = E[w(x) m_b(x)],
+    depends on the state, so it sits inside the expectation): mbar_b(x) = E[w(x) m_b(x)],
     V_bb'(x, x') = E[w(x) m_b(x) w(x') m_b'(x')].
     """
-    size, sigmas = 9, torch.tensor([6.0, 2.5])
-    targets = torch.tensor([[3.0, -5.0], [-10.0, 7.0]])
+    size, sigmas, rows = 9, torch.tensor([6.0, 2.5], dtype=torch.float64), 4
+    targets = torch.tensor([[3.0, -5.0], [-10.0, 7.0]], dtype=torch.float64)
     logits = torch.randn(2, 1, size, size, generator=torch.Generator().manual_seed(1)) * 2
     logits = logits.double()
-    g, p = pair_loglik(logits, targets, sigmas)  # B x K
-    offsets, _ = noise_grid(sigmas)
+    states = label_states(logits, targets, sigmas, rows=rows)
+    g, p = states.g, states.p
     for b in range(2):
         h = torch.cat(
             [torch.nn.functional.logsigmoid(s).flatten() for s in (logits[b], -logits[b])]
         )
         mbar = torch.zeros(2 * size * size, dtype=torch.float64)  # (b = 1 cells, b = 0 cells)
         second = torch.zeros(2 * size * size, 2 * size * size, dtype=torch.float64)
-        for k in range(offsets.shape[1]):
-            m = label_maps((targets[b] + offsets[b, k])[None], size, 8, 16.0).double()
+        lo, hi = states.bounds[b, :, :-1], states.bounds[b, :, 1:]
+        far = torch.tensor(1e6, dtype=torch.float64)  # infinite ends: any point far out
+        inside = torch.where(
+            torch.isinf(lo), hi - 1e3, torch.where(torch.isinf(hi), lo + 1e3, (lo + hi) / 2)
+        )
+        inside = torch.where(torch.isinf(inside), far, inside)  # rows out of reach
+        points = [(x, states.rows_y[b, r]) for r in range(rows) for x in inside[r]]
+        points.append((far, far))  # the empty map
+        for k, (x, y) in enumerate(points):
+            if p[b, k] == 0:
+                continue
+            m = label_maps(torch.stack([x, y])[None].float(), size, 8, 16.0).double()
             w = balanced_weights(m)
             wm = torch.cat([(w * m).flatten(), (w * (1 - m)).flatten()])  # 2N
             mbar += p[b, k] * wm
@@ -175,7 +181,7 @@ def test_k_offset_form_equals_the_supplement_quadratic_form():
 def test_nr_approaches_nr_exact_as_noise_and_g_shrink():
     targets = torch.tensor([[4.0, -4.0]])
     gaps = []
-    for sigma, scale in [(8.0, 1.0), (4.0, 2.0), (2.0, 3.0), (1.0, 4.0), (0.5, 5.0)]:
+    for sigma, scale in [(8.0, 1.0), (4.0, 2.0), (2.0, 3.0), (1.0, 4.0), (0.5, 5.0), (0.1, 8.0)]:
         g, p = pair_loglik(_disc_logits([4.0, -4.0], scale).double(), targets, sigma)
         gaps.append((PAIR_LOSSES["nr_exact"](g, p) - PAIR_LOSSES["nr"](g, p)).item())
     assert gaps[0] > 1e-2 and gaps[-1] < 1e-6
