@@ -9,9 +9,11 @@ docstrings from the class source so `pul config show` and `--help` can print the
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import difflib
 import inspect
+import math
 import textwrap
 import types
 import typing
@@ -137,13 +139,16 @@ def _coerce_scalar(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is not None:
+            if not math.isfinite(number):  # no setting means nan or inf: refuse it here
+                raise ConfigError(f"{where}: expected a finite number, got {_show(value)}")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value

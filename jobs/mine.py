@@ -9,6 +9,13 @@ and a task killed mid-shard and retried by Ray (`max_retries`) rewrites the same
 no pair is lost or duplicated. When every shard is written they move into OUT and the
 manifest is written last (kind 'pairs', with mining statistics in `extra`).
 
+A damaged clip (a frame failing its CRC-32, bad metadata, an unreadable tar) is skipped;
+each task leaves the keys it skipped beside its staged shard (`pairs-NNNNNN.damaged.json`),
+and the manifest records them (`skipped_clips`, `damaged_shards`) and marks the source
+lineage (`source_lineage` + '+damaged'): the pairs do not come from the set that lineage
+names. More damaged clips than `max_damaged` of the set (and `max_damaged_floor`) stop the
+job with one line naming the shards.
+
 A finished folder is reused when rerun with the same inputs and config; one whose shard
 files went missing is completed (the lost shards are mined again, to the same bytes); a
 folder holding another set is refused.
@@ -39,6 +46,7 @@ from pul.mining import MinedPair, MiningConfig, mine_clip
 from pul.models.siamese import SiamNet
 from pul.weights import load_weights
 from shards.manifest import (
+    DAMAGED_SUFFIX,
     Manifest,
     ShardEntry,
     read_manifest,
@@ -57,7 +65,7 @@ from shards.pairs import (
     summarize,
     write_pair_shard,
 )
-from shards.reader import Clip, clip_stream
+from shards.reader import Clip, SkipCounter, clip_stream, damage_message
 from shards.staged_set import StagedSet
 
 log = logging.getLogger(__name__)
@@ -89,6 +97,12 @@ class MineJobConfig:
     """JPEG quality (1-100) of the stored crops."""
     seed: int = 0
     """Seeds the seed frames and seed boxes (with the shard and clip numbers)."""
+    max_damaged: float = 0.01
+    """Share of the set's clips that may be damaged (a frame failing its CRC-32, bad
+    metadata, an unreadable tar): they are skipped and recorded in the manifest; more than
+    this share (and than max_damaged_floor) stops the job with one line naming the shards."""
+    max_damaged_floor: int = 5
+    """Damaged clips always tolerated, whatever their share."""
 
     def __post_init__(self) -> None:
         if self.workers < 0:
@@ -97,10 +111,12 @@ class MineJobConfig:
             raise ValueError(f"gpus_per_task must be in (0, 1], got {self.gpus_per_task}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        if not 0 <= self.max_damaged <= 1 or self.max_damaged_floor < 0:
+            raise ValueError("need 0 <= max_damaged <= 1 and max_damaged_floor >= 0")
 
     def content_fields(self) -> dict:
         """What decides the pair shards' bytes, besides the input data and the model."""
-        skip = {"data", "model", "workers", "gpus_per_task"}
+        skip = {"data", "model", "workers", "gpus_per_task", "max_damaged", "max_damaged_floor"}
         return {k: v for k, v in to_dict(self).items() if k not in skip}
 
 
@@ -124,11 +140,19 @@ class MinePlan:
     def final(self, index: int) -> Path:
         return self.out / SHARD_PATTERN.format(index)
 
+    def damage_record(self, index: int) -> Path:
+        return damage_record(self.staged(index))
+
     def pending(self) -> list[int]:
+        """Shards not mined yet; a staged one without its damage record was interrupted
+        between the two writes and is mined again (to the same bytes)."""
         return [
             i
             for i in range(len(self.inputs))
-            if not (self.staged(i).exists() or self.final(i).exists())
+            if not (
+                self.final(i).exists()
+                or (self.staged(i).exists() and self.damage_record(i).exists())
+            )
         ]
 
 
@@ -142,7 +166,7 @@ def mine(
     digest = plan_hash(source, model_sha256, cfg)
     inputs = [Path(cfg.data).resolve() / s.name for s in source.shards]
     plan = MinePlan(inputs, StagedSet(out, digest, "mining"))
-    done = _finished_set(plan)
+    done = _finished_set(plan, source)
     if done is not None:
         log.info("%s already holds this pair set; nothing to do", out)
         return done
@@ -156,12 +180,15 @@ def mine(
                 len(plan.inputs),
             )
         _mine_all(plan, cfg, model, pending, progress)
+        damage = _check_damage(plan, source, cfg)
         entries, records = _publish(plan)
         save_config(cfg, out / CONFIG_FILE)
         extra = {
             "plan_hash": digest,
-            "source_lineage": source.lineage,
+            "source_lineage": source.lineage + (DAMAGED_SUFFIX if damage else ""),
             "model_sha256": model_sha256,
+            "skipped_clips": sum(d["skipped"] for d in damage.values()),
+            "damaged_shards": damage,
         }
         manifest = Manifest(
             kind="pairs",
@@ -196,7 +223,7 @@ def plan_hash(source: Manifest, model_sha256: str, cfg: MineJobConfig) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
-def _finished_set(plan: MinePlan) -> Manifest | None:
+def _finished_set(plan: MinePlan, source: Manifest) -> Manifest | None:
     """The finished set in `out` if it is this very one and whole; an error if another.
     One whose shard files went missing is reopened, to mine just those again."""
     manifest = plan.shard_set.finished()
@@ -211,6 +238,7 @@ def _finished_set(plan: MinePlan) -> Manifest | None:
         len(missing),
         ", ".join(missing[:3]),
     )
+    _restore_damage_records(plan, source, manifest, missing)
     plan.shard_set.reopen(missing)
     return None
 
@@ -253,8 +281,28 @@ def mine_shard(source: Path, index: int, target: Path, model: Path, cfg: MineJob
         rng = np.random.default_rng([cfg.seed, index, next(counter)])
         return clip_samples(clip, net, cfg, rng)
 
-    stream = clip_stream([source], transform=mine_one)
-    return write_pair_shard(target, (s for samples in stream for s in samples))
+    skips = SkipCounter()  # no limit here: the job weighs the damage of all shards together
+    stream = clip_stream([source], transform=mine_one, skips=skips)
+    count = write_pair_shard(target, (s for samples in stream for s in samples))
+    record = {"source": source.name, "read": skips.read, "damaged": _damaged_keys(skips)}
+    write_json_atomically(damage_record(target), record)
+    return count
+
+
+def damage_record(shard: Path) -> Path:
+    """Where the clips a mining task skipped as damaged are listed, beside its shard."""
+    return shard.with_name(shard.name.removesuffix(".tar") + ".damaged.json")
+
+
+def _damaged_keys(skips: SkipCounter) -> list[str]:
+    """Keys of the damaged clips ('' for a tar that could not be read through)."""
+    return sorted(key for keys in skips.damaged.values() for key in keys)
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(data, sort_keys=True))
+    tmp.replace(path)
 
 
 def clip_samples(
@@ -315,6 +363,52 @@ def gt_error(clip: Clip, pair: MinedPair) -> float | None:
     offset = np.subtract(box_center(pair.seed_box), box_center(before)) * scale
     expected = np.add(box_center(after), offset)
     return float(np.hypot(*(np.array(box_center(pair.box)) - expected)))
+
+
+def _check_damage(plan: MinePlan, source: Manifest, cfg: MineJobConfig) -> dict[str, dict]:
+    """The damaged clips, by clip shard: {name: {"skipped", "keys", "read"}}, only shards
+    with damage. Past the configured share: a JobError naming them, and the pair shards
+    mined from them are dropped, so that a rerun on repaired data mines them again."""
+    damage = {}
+    for i, entry in enumerate(source.shards):
+        record = json.loads(plan.damage_record(i).read_text())
+        keys = record["damaged"]
+        # an unreadable tar hides how many clips it held: count those it did not yield
+        skipped = entry.samples - record["read"] + len([k for k in keys if k])
+        if skipped:
+            damage[entry.name] = {"skipped": skipped, "keys": keys, "read": record["read"]}
+    skipped = sum(d["skipped"] for d in damage.values())
+    if skipped > max(cfg.max_damaged_floor, cfg.max_damaged * source.samples):
+        for i, entry in enumerate(source.shards):
+            if entry.name in damage:
+                for path in (plan.staged(i), plan.final(i), plan.damage_record(i)):
+                    path.unlink(missing_ok=True)
+        folder = Path(cfg.data).resolve()
+        raise JobError(
+            damage_message(
+                skipped,
+                source.samples,
+                cfg.max_damaged,
+                cfg.max_damaged_floor,
+                [folder / name for name in damage],
+            )
+        )
+    return damage
+
+
+def _restore_damage_records(
+    plan: MinePlan, source: Manifest, manifest: Manifest, lost: list[str]
+) -> None:
+    """A finished set about to be reopened: the kept shards' damage records come back from
+    its manifest (their staging is long gone), so the new manifest still lists them."""
+    damage = manifest.extra.get("damaged_shards", {})
+    plan.shard_set.staging.mkdir(parents=True, exist_ok=True)
+    for i, entry in enumerate(source.shards):
+        if plan.final(i).name in lost:
+            continue
+        found = damage.get(entry.name, {"keys": [], "read": entry.samples})
+        record = {"source": entry.name, "read": found["read"], "damaged": found["keys"]}
+        write_json_atomically(plan.damage_record(i), record)
 
 
 def _publish(plan: MinePlan) -> tuple[list[ShardEntry], list[PairRecord]]:

@@ -22,7 +22,7 @@ from jobs.errors import JobError
 from jobs.evaluation.evaluate import EvalRequest, evaluate
 from jobs.pipeline.run import PARENT
 from jobs.pipeline.steps import step_key
-from jobs.tracking.runs import code_version, log_params, open_run, resolve_uri
+from jobs.tracking.runs import code_version, log_params, resolve_uri, tracked_run
 from jobs.train.job import train_stage
 from jobs.train.tc import TCConfig
 
@@ -72,10 +72,6 @@ def trial_name(point: dict[str, Any]) -> str:
 
 def sweep(cfg: SweepConfig, work: str | Path) -> list[dict[str, Any]]:
     """Run (or resume) the sweep in `work`; returns the trials, best AUC first."""
-    from ray import tune
-
-    from jobs.runtime import connect_ray
-
     _check(cfg)
     cfg = dataclasses.replace(
         cfg,
@@ -87,10 +83,22 @@ def sweep(cfg: SweepConfig, work: str | Path) -> list[dict[str, Any]]:
     key = step_key(config=to_dict(cfg), code=code)[:10]
     folder = Path(work).resolve() / f"tune-{key}"
     uri = resolve_uri(cfg.tracking_uri, folder.parent)
-    client, parent = open_run(uri, cfg.experiment, folder, "tune", {"pul.stage": "tune"})
-    log_params(client, parent, to_dict(cfg))
-    client.log_artifact(parent, str(save_config(cfg, folder / "config.yaml")))
-    context = {"sweep": cfg, "folder": str(folder), "uri": uri, "parent": parent, "code": code}
+    with tracked_run(uri, cfg.experiment, folder, "tune", {"pul.stage": "tune"}) as opened:
+        client, parent = opened  # FINISHED, FAILED or KILLED with this block
+        log_params(client, parent, to_dict(cfg))
+        client.log_artifact(parent, str(save_config(cfg, folder / "config.yaml")))
+        context = {"sweep": cfg, "folder": str(folder), "uri": uri, "parent": parent, "code": code}
+        trials = _run_sweep(cfg, folder, context)
+        _publish(trials, folder, client, parent)
+    return trials
+
+
+def _run_sweep(cfg: SweepConfig, folder: Path, context: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every trial of the sweep on Ray Tune (resuming an interrupted sweep)."""
+    from ray import tune
+
+    from jobs.runtime import connect_ray
+
     connect_ray()
     trainable = tune.with_parameters(run_trial, context=context)
     # the trial itself only waits for its trainer; the trainer's workers hold the CPUs
@@ -107,15 +115,7 @@ def sweep(cfg: SweepConfig, work: str | Path) -> list[dict[str, Any]]:
         tuner = tune.Tuner(
             trainable, param_space=space, tune_config=tune_config, run_config=run_config
         )
-    try:
-        grid_result = tuner.fit()
-        trials = _collect(grid_result, cfg)
-    except BaseException:
-        client.set_terminated(parent, status="FAILED")
-        raise
-    _publish(trials, folder, client, parent)
-    client.set_terminated(parent)
-    return trials
+    return _collect(tuner.fit(), cfg)
 
 
 def _check(cfg: SweepConfig) -> None:

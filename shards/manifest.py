@@ -18,6 +18,9 @@ from shards.errors import ShardError
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+DAMAGED_SUFFIX = "+damaged"
+"""Appended to a lineage by whatever read a damaged copy of the set it names (a training
+run's `pul.data_lineage`, a pair set's `source_lineage`): the bytes were not the set's."""
 
 
 @dataclass

@@ -19,6 +19,10 @@ A sample, keyed `<clip key>_s<seed frame>_t<target frame>_<seed index>` (no dots
   the hidden target of a clip with ground truth: how far (frame pixels) the mined centre is
   from where the seed's centre moved with the target. It measures mining; training never
   reads it.
+  As written into a shard, the json also holds `crc32`: the CRC-32 of each crop's JPEG bytes
+  ({"z.jpg": ..., "x.jpg": ...}), so a reader tells a damaged crop (which may still decode,
+  to a visibly broken image) from a valid one, as it does for clip frames. Sets mined
+  before it existed have none and are read unchecked.
 
 This package does not import `pul`: the crops come in as arrays (jobs/mine.py cuts them
 with pul.crops), and the geometry here is only the numbers of the format.
@@ -27,6 +31,7 @@ with pul.crops), and the geometry here is only the numbers of the format.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -49,6 +54,8 @@ X_SIDE = 1.5
 """x.jpg spans this many SiamFC search squares (of the mined box)."""
 FIELDS = ("z.jpg", "x.jpg", "json")
 """The members of a pair sample, after its key."""
+CROPS = ("z.jpg", "x.jpg")
+"""The members that are crops (JPEG), each with a CRC-32 in the json."""
 GOOD_PAIR_PX = 8.0
 """A mined box within this many pixels of where its seed went counts as right (quality)."""
 
@@ -98,7 +105,10 @@ class PairRecord:
 
     @classmethod
     def from_json(cls, data: bytes | str) -> PairRecord:
-        raw = json.loads(data)
+        return cls.from_dict(json.loads(data))
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> PairRecord:
         names = {f.name for f in fields(cls)}
         values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()}
         return cls(**{k: v for k, v in values.items() if k in names})
@@ -112,6 +122,8 @@ class PairSample:
     record: PairRecord
     z: np.ndarray
     x: np.ndarray
+    shard: str = ""
+    """Path of the shard the pair came from (names it when the pair turns out damaged)."""
 
 
 def box_in_crop(box: Iterable[float], centre: Iterable[float], side: float, out: int) -> Box:
@@ -146,18 +158,28 @@ def pair_sample(
 
 
 def write_pair_shard(path: Path, samples: Iterable[dict[str, bytes | str]]) -> int:
-    """Write samples into one tar, atomically and deterministically; returns their count."""
+    """Write samples into one tar, atomically and deterministically; returns their count.
+
+    Each sample's json gains the CRC-32 of its crops as they are stored (`crc32`)."""
     count = 0
 
     def members() -> Iterator[tuple[str, bytes]]:
         nonlocal count
         for sample in samples:
+            sample = {**sample, "json": with_checksums(sample)}
             for name in FIELDS:
                 yield f"{sample['__key__']}.{name}", sample[name]
             count += 1
 
     write_members(Path(path), members())
     return count
+
+
+def with_checksums(sample: dict[str, bytes | str]) -> bytes:
+    """The sample's json with the CRC-32 of each crop added (`crc32`)."""
+    meta = json.loads(sample["json"])
+    meta["crc32"] = {name: zlib.crc32(sample[name]) for name in CROPS}
+    return json.dumps(meta, sort_keys=True).encode()
 
 
 def raw_samples(path: Path) -> Iterator[dict[str, bytes | str]]:
@@ -176,14 +198,33 @@ def raw_samples(path: Path) -> Iterator[dict[str, bytes | str]]:
 
 def decode_pair(sample: dict[str, bytes | str]) -> PairSample:
     """A raw sample (from a tar or a WebDataset pipeline) -> PairSample; CorruptSample if
-    a member is missing or does not decode."""
+    a member is missing, fails its checksum or does not decode."""
     key = str(sample.get("__key__", "?"))
     try:
-        record = PairRecord.from_json(sample["json"])
+        meta = json.loads(sample["json"])
+        _check_crops(key, sample, meta.get("crc32", {}))
+        record = PairRecord.from_dict(meta)
         z, x = _unjpeg(sample["z.jpg"]), _unjpeg(sample["x.jpg"])
-    except (KeyError, ValueError, TypeError) as err:
+    except (KeyError, ValueError, TypeError, AttributeError) as err:
         raise CorruptSample(f"{key}: bad pair sample ({type(err).__name__}: {err})") from None
-    return PairSample(key, record, z, x)
+    return PairSample(key, record, z, x, str(sample.get("__url__", "")))
+
+
+def _check_crops(key: str, sample: dict[str, bytes | str], checksums: dict[str, int]) -> None:
+    """CorruptSample if a crop's bytes fail the CRC-32 stored at writing (none: unchecked)."""
+    for name, crc in checksums.items():
+        data = sample[name]
+        if not isinstance(data, bytes) or zlib.crc32(data) != crc:
+            raise CorruptSample(f"{key}: {name} fails its checksum")
+
+
+def decode_record(sample: dict[str, bytes | str]) -> PairRecord:
+    """A raw sample's record alone, crops left encoded; CorruptSample if it is unusable."""
+    try:
+        return PairRecord.from_json(sample["json"])
+    except (KeyError, ValueError, TypeError) as err:
+        key = sample.get("__key__", "?")
+        raise CorruptSample(f"{key}: bad pair record ({type(err).__name__}: {err})") from None
 
 
 def read_pairs(path: Path) -> Iterator[PairSample]:

@@ -2,8 +2,11 @@
 
 Frames stay JPEG bytes until a consumer asks for one (`Clip.frame(i)`): a training stage
 that samples two frames of a 32-frame clip decodes two. Damaged data never crashes a run:
-a tar that cannot be read, a sample without valid metadata, or a frame whose bytes fail
-their CRC-32 is skipped, counted in `SkipCounter` and logged.
+a tar that cannot be read, a sample without valid metadata, or a frame (or pair crop) whose
+bytes fail their CRC-32 is skipped, counted in `SkipCounter` and logged, whether it is found
+in the stream's own decode stage or later, when a consumer decodes a frame it kept
+(`SkipCounter.attempt`). Only a share of damaged samples above the counter's limit stops
+the stream, with one line naming the damaged shards.
 
 For DDP, `resampled=True` draws shards at random (a different stream per rank and worker,
 seeded) and `epoch_samples` fixes how many samples each rank sees, so every rank runs the
@@ -20,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -31,6 +34,7 @@ from shards.manifest import shard_paths
 from shards.tarscan import TarDamage, iter_tar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class CorruptSample(Exception):
@@ -44,6 +48,8 @@ class Clip:
     key: str
     meta: dict[str, Any]
     jpegs: list[bytes]
+    shard: str = ""
+    """Path of the shard the clip came from (names it when the clip turns out damaged)."""
 
     def __len__(self) -> int:
         return len(self.jpegs)
@@ -66,34 +72,101 @@ class Clip:
 
 @dataclass
 class SkipCounter:
-    """How many samples this process skipped, by reason. Logged as it grows.
+    """How many samples this process read and skipped, by reason. Logged as it grows.
 
-    Damage is skipped one sample at a time, but a stream that yields nothing but damage
-    (every shard missing or unreadable) would spin forever: after `max_in_a_row`
-    consecutive skips it stops with a ShardError instead.
+    Damage is skipped one sample at a time, up to a limit: more than
+    max(`floor`, `max_share` x samples read) distinct damaged samples stop the stream with
+    a ShardError naming the damaged shards (a resampled stream meets the same damaged
+    sample again and again, so distinct ones are what is compared; `max_share=None`: no
+    limit). A stream that yields nothing but damage (every shard missing or unreadable)
+    would spin forever: after `max_in_a_row` consecutive skips it stops too.
     """
 
     counts: Counter = field(default_factory=Counter)
     max_in_a_row: int = 200
     in_a_row: int = 0
+    max_share: float | None = None
+    floor: int = 0
+    read: int = 0
+    """Samples that came out of the tars (damaged or not)."""
+    damaged: dict[str, set[str]] = field(default_factory=dict)
+    """Shard path -> keys of its damaged samples ('' for a tar that could not be read)."""
+    reported: int = 0
+    """How many of the skips `take_unreported` has handed out already."""
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def skip(self, reason: str, detail: str) -> None:
+    @property
+    def damaged_samples(self) -> int:
+        return sum(len(keys) for keys in self.damaged.values())
+
+    def skip(self, reason: str, detail: str, shard: str = "", key: str = "") -> None:
         self.counts[reason] += 1
         self.in_a_row += 1
+        self.damaged.setdefault(shard, set()).add(key)
         if self.in_a_row >= self.max_in_a_row:
             raise ShardError(f"{self.in_a_row} damaged samples in a row, last: {detail}")
+        self._check_share()
         log.warning(
             "skipped a damaged sample (%s, %d skipped so far): %s", reason, self.total, detail
         )
 
-    def tar_error(self, err: Exception) -> bool:
+    def attempt(self, item: Any, work: Callable[[Any], T]) -> T | None:
+        """`work(item)`, or None when that finds the item damaged (CorruptSample), which is
+        then counted. The one place damage is caught: the stream's decode stage goes through
+        it, and so does a consumer that decodes a frame of a clip it kept for later."""
+        try:
+            result = work(item)
+        except CorruptSample as err:
+            self.skip("corrupt sample", str(err), *_origin(item))
+            return None
+        self.in_a_row = 0
+        return result
+
+    def tar_error(self, err: Exception, shard: str = "") -> bool:
         """webdataset handler: count the damaged tar and keep reading the next one."""
-        self.skip("unreadable tar", f"{type(err).__name__}: {err}")
+        self.skip("unreadable tar", f"{type(err).__name__}: {err}", shard)
         return True
+
+    def take_unreported(self) -> int:
+        """Skips since the last call: what a consumer adds to its running total."""
+        fresh, self.reported = self.total - self.reported, self.total
+        return fresh
+
+    def _check_share(self) -> None:
+        if self.max_share is None:
+            return
+        if self.damaged_samples > max(self.floor, self.max_share * self.read):
+            raise ShardError(self.limit_message())
+
+    def limit_message(self) -> str:
+        shards = [s for s in self.damaged if s]
+        return damage_message(
+            self.damaged_samples, self.read, self.max_share or 0.0, self.floor, shards
+        )
+
+
+def damage_message(
+    damaged: int, read: int, max_share: float, floor: int, shards: Iterable[str | Path]
+) -> str:
+    """One line: how much is damaged, against which limit, in which shards (and how to look)."""
+    paths = sorted(Path(s) for s in shards)
+    folder = str(paths[0].parent) if paths else "?"
+    names = ", ".join(p.name for p in paths) or "unnamed shards"
+    return (
+        f"{damaged} of {read} samples read are damaged, more than max_damaged={max_share:g} "
+        f"of them (or the {floor} always allowed): {names} in {folder}; "
+        f"check them with `pul shards verify {folder}`"
+    )
+
+
+def _origin(item: Any) -> tuple[str, str]:
+    """(shard, key) of a raw sample or of a decoded item (Clip, PairSample)."""
+    if isinstance(item, dict):
+        return str(item.get("__url__", "")), str(item.get("__key__", "?"))
+    return str(getattr(item, "shard", "")), str(getattr(item, "key", "?"))
 
 
 def to_clip(sample: dict[str, Any]) -> Clip:
@@ -107,7 +180,7 @@ def to_clip(sample: dict[str, Any]) -> Clip:
             raise ValueError("frame and checksum counts differ")
     except (KeyError, ValueError, TypeError) as err:
         raise CorruptSample(f"{key}: bad sample ({type(err).__name__}: {err})") from None
-    return Clip(key, meta, jpegs)
+    return Clip(key, meta, jpegs, str(sample.get("__url__", "")))
 
 
 def resolve_urls(source: str | Path | Iterable[str | Path]) -> list[str]:
@@ -175,21 +248,21 @@ def _tar_samples(skips: SkipCounter):
                 if sample:
                     yield sample
             except (OSError, TarDamage) as err:
-                skips.tar_error(err)
+                skips.tar_error(err, url)
 
     return run
 
 
 def _decode_stage(decode, transform: Callable[[Any], Any] | None, skips: SkipCounter):
+    def use(sample: dict[str, Any]) -> Any:
+        clip = decode(sample)
+        return transform(clip) if transform else clip
+
     def run(samples: Iterable[dict[str, Any]]) -> Iterator[Any]:
         for sample in samples:
-            try:
-                clip = decode(sample)
-                item = transform(clip) if transform else clip
-                skips.in_a_row = 0
-                if item is not None:  # a transform returns None to drop a clip it cannot use
-                    yield item
-            except CorruptSample as err:
-                skips.skip("corrupt sample", str(err))
+            skips.read += 1
+            item = skips.attempt(sample, use)
+            if item is not None:  # a transform returns None to drop a clip it cannot use
+                yield item
 
     return run

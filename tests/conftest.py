@@ -1,4 +1,5 @@
-"""Shared fixtures: a real local Ray cluster, started once per test session."""
+"""Shared fixtures: a real local Ray cluster, started once per test session, and torch on
+one thread. Shared helpers that are not fixtures: tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -23,3 +24,18 @@ def ray_local():
     )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module's tests (`pytestmark = usefixtures("one_thread")`).
+
+    One thread is what a Ray task gets; on 2 cores it is as fast for these small products,
+    and much faster when another job shares the machine.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

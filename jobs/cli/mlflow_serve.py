@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from jobs.cli.args import HelpFormatter
+from jobs.errors import JobError
+from jobs.stopping import Stopped, stop_signals_raise
 from jobs.tracking.registry import DEFAULT_WORK
 from jobs.tracking.server import ServerError, healthy, serving
 
@@ -54,20 +57,38 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise JobError(f"--port must be a TCP port, 1 to 65535, got {args.port}")
     store = args.backend_store_uri
     if store.startswith("sqlite:///"):
         Path(store.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     artifacts = Path(args.artifacts_destination)
     log = artifacts.resolve().parent / "mlflow-server.log"
-    with serving(store, artifacts, args.host, args.port, allowed_hosts=args.allowed_hosts) as uri:
-        print(f"MLflow server on {store}, artifacts in {artifacts}, log in {log}")
-        print(f"export MLFLOW_TRACKING_URI={uri}")
-        print("Ctrl-C stops it", flush=True)
-        local = f"http://127.0.0.1:{args.port}" if args.host in ("0.0.0.0", "::") else uri
-        try:
+    # Ctrl-C, SIGTERM and SIGHUP end the block through serving()'s `finally`, which ends the
+    # server's whole process group (mlflow server and uvicorn) and frees the port.
+    up = False
+    try:
+        with (
+            stop_signals_raise(),
+            serving(
+                store, artifacts, args.host, args.port, allowed_hosts=args.allowed_hosts
+            ) as uri,
+        ):
+            up = True
+            print(f"MLflow server on {store}, artifacts in {artifacts}, log in {log}")
+            print(f"export MLFLOW_TRACKING_URI={uri}")
+            print("Ctrl-C stops it", flush=True)
+            local = f"http://127.0.0.1:{args.port}" if args.host in ("0.0.0.0", "::") else uri
             _watch(local, log)
-        except KeyboardInterrupt:
-            print("stopping the MLflow server", flush=True)
+    except Stopped as stopped:
+        if up:
+            print(
+                f"stopping the MLflow server ({stopped}); its runs and models stay in "
+                f"{store}, artifacts in {artifacts}",
+                flush=True,
+            )
+        else:
+            print(f"pul: stopped ({stopped}) before the MLflow server was up", file=sys.stderr)
     return 0
 
 

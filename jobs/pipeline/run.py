@@ -27,10 +27,11 @@ from jobs.mine import mine
 from jobs.pack import pack
 from jobs.pipeline.config import PipelineConfig
 from jobs.pipeline.steps import Step, run_step, step
-from jobs.tracking.runs import code_version, log_params, open_run, resolve_uri
+from jobs.tracking.runs import code_version, log_params, resolve_uri, tracked_run
 from jobs.train.job import train_stage
 from pul.models import build_model
 from pul.weights import save_weights
+from shards.content_hash import tree_digest
 from shards.footage import bundled_footage
 from shards.inspect_set import contact_sheet
 from shards.manifest import read_manifest, sha256_file
@@ -76,18 +77,17 @@ def run_pipeline(cfg: PipelineConfig, work: str | Path) -> dict[str, Any]:
     _check(cfg)
     ctx = Context(cfg, work, resolve_uri(cfg.tracking_uri, work), code_version())
     ctx.steps_total = _count_steps(cfg)
-    client, ctx.parent = _open_parent(ctx)
+    ctx.parent_folder = step(ctx.work, "pipeline", config=to_dict(ctx.cfg), code=ctx.code).folder
+    tags = {"pul.stage": "pipeline", "pul.code_version": ctx.code}
     started = time.time()
-    try:
+    # the parent run, like each step's, ends FINISHED, FAILED or KILLED with its block
+    with tracked_run(ctx.uri, cfg.experiment, ctx.parent_folder, "pipeline", tags) as opened:
+        client, ctx.parent = opened
+        _describe_parent(ctx, client)
         summary = _run_steps(ctx)
-    except BaseException as err:
-        status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
-        client.set_terminated(ctx.parent, status=status)
-        raise
     summary["seconds"] = round(time.time() - started, 1)
     summary["steps"] = {"total": ctx.steps_total, "skipped": ctx.steps_skipped}
     summary.update(work=str(work), tracking_uri=ctx.uri, parent_run=ctx.parent)
-    client.set_terminated(ctx.parent)
     (work / "pipeline.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
 
@@ -114,15 +114,11 @@ def _count_steps(cfg: PipelineConfig) -> int:
     return synth + 5 + int(cfg.register)  # clips, bd, mine, tc, eval (+ register)
 
 
-def _open_parent(ctx: Context) -> tuple[Any, str]:
-    ctx.parent_folder = step(ctx.work, "pipeline", config=to_dict(ctx.cfg), code=ctx.code).folder
-    tags = {"pul.stage": "pipeline", "pul.code_version": ctx.code}
-    client, run_id = open_run(ctx.uri, ctx.cfg.experiment, ctx.parent_folder, "pipeline", tags)
+def _describe_parent(ctx: Context, client: Any) -> None:
     config_file = save_config(ctx.cfg, ctx.parent_folder / "config.yaml")
-    log_params(client, run_id, to_dict(ctx.cfg))
-    client.log_artifact(run_id, str(config_file))
-    print(f"pipeline run {run_id} at {ctx.uri}; work folder {ctx.work}", flush=True)
-    return client, run_id
+    log_params(client, ctx.parent, to_dict(ctx.cfg))
+    client.log_artifact(ctx.parent, str(config_file))
+    print(f"pipeline run {ctx.parent} at {ctx.uri}; work folder {ctx.work}", flush=True)
 
 
 def _run_steps(ctx: Context) -> dict[str, Any]:
@@ -180,7 +176,10 @@ def _verified(ctx: Context, folder: Path) -> dict[str, Any]:
     manifest = read_manifest(folder)
     if manifest.kind != "clips":
         raise JobError(f"{folder} holds {manifest.kind!r} shards; the pipeline starts from clips")
-    s = step(ctx.work, "verify", lineage=manifest.lineage, path=str(folder.resolve()))
+    # by the shards' bytes too: a shard changed after verification must be verified again
+    content = tree_digest(folder)
+    path = str(folder.resolve())
+    s = step(ctx.work, "verify", lineage=manifest.lineage, content=content, path=path)
     ctx.announce(f"verify the clip shards in {folder}")
 
     def body(_: Path) -> dict[str, Any]:
@@ -240,27 +239,14 @@ def _mine(ctx: Context, clips: dict[str, Any], bd: dict[str, Any]) -> dict[str, 
     ctx.announce(f"stage 2: mine pairs from {clips['clips']} clips")
 
     def body(folder: Path) -> dict[str, Any]:
-        client, run_id = open_run(ctx.uri, ctx.cfg.experiment, folder, "mine", ctx.tags("mine"))
-        client.set_tag(run_id, "pul.data_lineage", clips["lineage"])
-        log_params(client, run_id, cfg.content_fields())
-        manifest = mine(cfg, folder / "shards", command=["pul", "pipeline"])
-        extra = manifest.extra
-        if not extra["pairs"]:
-            client.set_terminated(run_id, status="FAILED")
-            raise JobError(
-                f"mining kept no pairs from {clips['clips']} clips: train stage 1 longer, "
-                "or loosen mine.mining.min_confidence / max_cycle_error"
-            )
-        cycle = extra.get("cycle_error_px") or {}
-        metrics = {
-            "pairs": extra["pairs"],
-            "clips_with_pairs": extra["clips_with_pairs"],
-            "mean_confidence": extra["mean_confidence"],
-            **{f"cycle_error_px_{k}": v for k, v in cycle.items()},
-        }
-        for key, value in metrics.items():
-            client.log_metric(run_id, key, float(value))
-        client.set_terminated(run_id)
+        with tracked_run(ctx.uri, ctx.cfg.experiment, folder, "mine", ctx.tags("mine")) as opened:
+            client, run_id = opened
+            client.set_tag(run_id, "pul.data_lineage", clips["lineage"])
+            log_params(client, run_id, cfg.content_fields())
+            manifest = mine(cfg, folder / "shards", command=["pul", "pipeline"])
+            metrics = _mining_metrics(manifest.extra, clips["clips"])
+            for key, value in metrics.items():
+                client.log_metric(run_id, key, float(value))
         return {
             "path": str((folder / "shards").resolve()),
             "lineage": manifest.lineage,
@@ -269,6 +255,21 @@ def _mine(ctx: Context, clips: dict[str, Any], bd: dict[str, Any]) -> dict[str, 
         }
 
     return ctx.run(s, body)
+
+
+def _mining_metrics(extra: dict[str, Any], clips: int) -> dict[str, float]:
+    if not extra["pairs"]:
+        raise JobError(
+            f"mining kept no pairs from {clips} clips: train stage 1 longer, "
+            "or loosen mine.mining.min_confidence / max_cycle_error"
+        )
+    cycle = extra.get("cycle_error_px") or {}
+    return {
+        "pairs": extra["pairs"],
+        "clips_with_pairs": extra["clips_with_pairs"],
+        "mean_confidence": extra["mean_confidence"],
+        **{f"cycle_error_px_{k}": v for k, v in cycle.items()},
+    }
 
 
 def _tc(ctx: Context, pairs: dict[str, Any], bd: dict[str, Any]) -> dict[str, Any]:
@@ -289,25 +290,25 @@ def _tc(ctx: Context, pairs: dict[str, Any], bd: dict[str, Any]) -> dict[str, An
 
 
 def _benchmark(ctx: Context) -> tuple[str, str]:
-    """The benchmark folder and what identifies its content."""
+    """The benchmark folder and the hash of its content (every frame and label file)."""
     bench = ctx.cfg.benchmark
     if bench.synth is not None:
         videos = _synth(ctx, "synth-bench", bench.synth, "synthetic benchmark (held out)")
-        return str(videos), videos.parent.name
-    root = Path(bench.root)
-    listing = sorted(
-        (str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*") if p.is_file()
-    )
-    return str(root.resolve()), json.dumps(listing)
+        root = videos
+    else:
+        root = Path(bench.root).resolve()
+    # by content, not (path, size): a label corrected in place keeps its size
+    return str(root), tree_digest(root)
 
 
-def _evaluate(ctx: Context, tc: dict[str, Any], bd: dict[str, Any]) -> dict[str, Any]:
-    root, identity = _benchmark(ctx)
+def _eval_step(ctx: Context, tc: dict[str, Any], bd: dict[str, Any]) -> tuple[Step, str]:
+    """The evaluation step and the benchmark folder it scores on."""
+    root, content = _benchmark(ctx)
     bench = ctx.cfg.benchmark
     s = step(
         ctx.work,
         "eval",
-        benchmark=identity,
+        benchmark=content,
         format=bench.format,
         sequences=bench.sequences,
         tc=tc["sha256"],
@@ -315,28 +316,36 @@ def _evaluate(ctx: Context, tc: dict[str, Any], bd: dict[str, Any]) -> dict[str,
         untrained=_content(ctx.cfg.tc.model),
         code=ctx.code,
     )
+    return s, root
+
+
+def _evaluate(ctx: Context, tc: dict[str, Any], bd: dict[str, Any]) -> dict[str, Any]:
+    s, root = _eval_step(ctx, tc, bd)
+    bench = ctx.cfg.benchmark
     ctx.announce("evaluate the new tracker, stage 1 alone and the baselines")
     name = TRACKER[ctx.cfg.tc.model.backbone]
 
     def body(folder: Path) -> dict[str, Any]:
-        untrained = _untrained(ctx, folder / "untrained.pt")
-        request = EvalRequest(
-            benchmark=bench.format,
-            root=root,
-            out=str(folder),
-            models={name: tc["model"], "stage1-bd": bd["model"], "untrained": str(untrained)},
-            baselines=[STILL],
-            sequences=list(bench.sequences),
-            workers=ctx.cfg.eval_workers,
-        )
-        scores = evaluate(request)
-        client, run_id = open_run(ctx.uri, ctx.cfg.experiment, folder, "eval", ctx.tags("eval"))
-        for tracker, score in scores.items():
-            for key in ("auc", "precision_20", "norm_precision_20"):
-                client.log_metric(run_id, f"{tracker}.{key}", float(getattr(score, key)))
-        for artifact in sorted(folder.glob("*.png")) + [folder / "table.md"]:
-            client.log_artifact(run_id, str(artifact))
-        client.set_terminated(run_id)
+        # opened first: an evaluation that fails (a missing sequence, a bad layout) is a
+        # FAILED eval run, not a missing one
+        with tracked_run(ctx.uri, ctx.cfg.experiment, folder, "eval", ctx.tags("eval")) as opened:
+            client, run_id = opened
+            untrained = _untrained(ctx, folder / "untrained.pt")
+            request = EvalRequest(
+                benchmark=bench.format,
+                root=root,
+                out=str(folder),
+                models={name: tc["model"], "stage1-bd": bd["model"], "untrained": str(untrained)},
+                baselines=[STILL],
+                sequences=list(bench.sequences),
+                workers=ctx.cfg.eval_workers,
+            )
+            scores = evaluate(request)
+            for tracker, score in scores.items():
+                for key in ("auc", "precision_20", "norm_precision_20"):
+                    client.log_metric(run_id, f"{tracker}.{key}", float(getattr(score, key)))
+            for artifact in sorted(folder.glob("*.png")) + [folder / "table.md"]:
+                client.log_artifact(run_id, str(artifact))
         return {
             "tracker": name,
             "benchmark": root,

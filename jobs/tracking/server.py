@@ -7,11 +7,20 @@ Slurm tests) use to get a server for the length of a `with` block:
         ...  # uri == "http://127.0.0.1:5000"
 
 One worker and no job execution keep it to about 0.5 GB and a few seconds to start.
+
+The server (`mlflow server`, which starts uvicorn) runs in a session and process group of
+its own, and the whole group is ended when the block ends, whatever ends it: an error, a
+stop signal turned into an exception (`jobs.stopping`), or interpreter exit (atexit). If
+this process is killed outright (SIGKILL), the kernel sends the server SIGTERM (Linux's
+parent-death signal) and it stops uvicorn itself.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import ctypes
+import functools
 import os
 import signal
 import socket
@@ -30,6 +39,7 @@ START_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
 """Seconds between SIGTERM and SIGKILL."""
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+PR_SET_PDEATHSIG = 1
 
 
 class ServerError(JobError):
@@ -104,13 +114,23 @@ def serving(
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,  # its own process group: stop() ends its workers too
+            preexec_fn=_die_with_parent,
         )
+    cleanup = functools.partial(stop, child)
+    atexit.register(cleanup)  # a sys.exit() or an uncaught error in the block
     try:
         local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         _wait_healthy(child, local, log_file, timeout)
         yield client_uri(host, port)
     finally:
         stop(child)
+        atexit.unregister(cleanup)
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before exec: SIGTERM it when its parent dies (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _port_taken(host: str, port: int) -> bool:
@@ -144,17 +164,28 @@ def _wait_healthy(child: subprocess.Popen, uri: str, log_file: Path, timeout: fl
 
 
 def stop(child: subprocess.Popen) -> None:
-    """SIGTERM the server's process group, SIGKILL it if it lingers."""
-    if child.poll() is not None:
-        return
+    """SIGTERM the server's process group (mlflow server and its uvicorn), SIGKILL what
+    lingers; returns once no process of the group is left, so its port is free."""
+    group = child.pid  # start_new_session: the server leads a group of its own
     for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, sig)
-        try:
-            child.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            os.killpg(group, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=0.2)  # reaps the leader, so it leaves the group
+            if child.poll() is not None and not _group_alive(group):
+                return
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # the id now belongs to someone else's group: ours is gone
+        return False
+    return True
 
 
 def _last_line(log_file: Path) -> str:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from jobs.train.config import Tracked, TrainConfig
+from jobs.train.damage import SKIPPED, skip_counter, skipped_since_last
 from jobs.train.pair_stream import stream_seed
 from jobs.train.pictures import ahm_picture
 from jobs.train.shared import draw_pool, embed_pool, export_net, to_chw, unwrap
@@ -87,13 +88,15 @@ class BDStage:
         cfg = self.cfg
         seed = stream_seed(cfg.train.seed, start_step)
         rng = np.random.default_rng(seed)
-        clips = iter(clip_stream(cfg.data, resampled=True, shuffle=cfg.shuffle, seed=seed))
+        skips = skip_counter(cfg.train)
+        stream = clip_stream(cfg.data, resampled=True, shuffle=cfg.shuffle, seed=seed, skips=skips)
+        clips = iter(stream)
         while True:
-            pool = draw_pool(clips, cfg.pool, cfg.patches_per_frame, cfg.patches, rng)
+            pool = draw_pool(clips, cfg.pool, cfg.patches_per_frame, cfg.patches, rng, skips)
             index = embed_pool(unwrap(model).net, pool)
             for idx in ahm_batches(index, cfg.train.batch_size, rng, cfg.strategy):
                 a, b = two_views(pool[idx], rng, cfg.augment)
-                yield {"a": to_chw(a), "b": to_chw(b)}
+                yield {"a": to_chw(a), "b": to_chw(b), SKIPPED: skipped_since_last(skips)}
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]):
         views = torch.cat([batch["a"], batch["b"]]).float()  # one forward: DDP-friendly

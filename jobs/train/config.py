@@ -50,6 +50,14 @@ class TrainConfig:
     """Worker failures Ray Train recovers from (restarting from the last checkpoint)."""
     seed: int = 0
     """Seeds the model init and each rank's data stream."""
+    max_damaged: float = 0.01
+    """Share of the samples a rank reads that may be damaged (unreadable tar, bad metadata, a
+    frame or crop failing its CRC-32): they are skipped and counted (metric data_skipped);
+    more distinct damaged samples than this share (and than max_damaged_floor) stop the job
+    with one line naming the damaged shards."""
+    max_damaged_floor: int = 5
+    """Damaged samples always tolerated, whatever their share: one bad clip in a tiny set
+    does not stop a run."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "workers", "checkpoint_every", "log_every"):
@@ -61,6 +69,11 @@ class TrainConfig:
             raise ValueError(f"cpus_per_worker must be positive, got {self.cpus_per_worker}")
         if self.loader_workers < 0 or self.max_failures < -1 or self.warmup_steps < 0:
             raise ValueError("loader_workers and warmup_steps must be >= 0, max_failures >= -1")
+        if not 0 <= self.max_damaged <= 1 or self.max_damaged_floor < 0:
+            raise ValueError(
+                f"need 0 <= max_damaged <= 1 and max_damaged_floor >= 0, got "
+                f"{self.max_damaged}, {self.max_damaged_floor}"
+            )
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:

@@ -15,13 +15,15 @@ from typing import Any
 
 from jobs.config import dump_yaml, save_config, to_dict
 from jobs.errors import JobError
-from jobs.tracking.runs import code_version, log_params, open_run, resolve_uri
+from jobs.tracking.runs import code_version, log_params, resolve_uri, tracked_run
 from jobs.train.bd import BDConfig, BDStage
+from jobs.train.damage import mark_damaged_run
 from jobs.train.runner import fit
 from jobs.train.shared import MODEL_FILE
 from jobs.train.supervised import SupervisedConfig, SupervisedStage
 from jobs.train.tc import TCConfig, TCStage
-from shards.manifest import read_manifest
+from shards.manifest import read_manifest, shard_paths
+from shards.reader import clip_stream
 
 log = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
@@ -34,6 +36,9 @@ STAGES: dict[str, tuple[type, type]] = {
     "tc": (TCConfig, TCStage),
 }
 """Stage name -> (its config class, its Stage class)."""
+DATA_KINDS = {"supervised": "clips", "bd": "clips", "tc": "pairs"}
+"""Stage name -> the manifest kind of the shard set it trains on."""
+KIND_MAKERS = {"clips": "pul shards pack", "pairs": "pul mine"}
 
 
 def train_supervised(cfg: SupervisedConfig, run_dir: str | Path) -> Path:
@@ -51,9 +56,36 @@ def train_stage(
         raise JobError("no training data: set data=DIR (a shard folder)")
     # absolute, because Ray workers run in folders of their own
     cfg = dataclasses.replace(cfg, data=str(Path(cfg.data).resolve()))
+    check_data(name, cfg.data)
     if getattr(cfg, "init", ""):
         cfg = dataclasses.replace(cfg, init=str(Path(cfg.init).resolve()))
     return run_stage(name, STAGES[name][1](cfg), cfg, cfg.data, Path(run_dir), tags)
+
+
+def check_data(name: str, data: str) -> None:
+    """Refuse, before anything starts, a shard set of the wrong kind for stage `name` (a
+    stage fed the other kind would fail on every worker, retry and end in a traceback), and
+    unlabeled clips for the supervised baseline (it would never find a pair to train on)."""
+    manifest = read_manifest(data)
+    wanted = DATA_KINDS[name]
+    if manifest.kind != wanted:
+        raise JobError(
+            f"pul train {name} needs {wanted} shards ({KIND_MAKERS[wanted]}), but {data} "
+            f"holds {manifest.kind}"
+        )
+    if name == "supervised" and manifest.shards and not _labeled(shard_paths(data)[0]):
+        raise JobError(
+            f"pul train supervised needs labeled clips (ground-truth boxes), but the first "
+            f"shard of {data} has none (packed from unlabeled video?); pul train bd learns "
+            "from unlabeled clips"
+        )
+
+
+def _labeled(shard: Path) -> bool:
+    """Whether any clip of this shard carries a ground-truth box (reads no frame)."""
+    return any(
+        any(box is not None for box in clip.meta.get("gt") or []) for clip in clip_stream([shard])
+    )
 
 
 def run_stage(
@@ -71,22 +103,20 @@ def run_stage(
         "pul.code_version": code_version(),
         **(tags or {}),
     }
-    client, run_id = open_run(uri, cfg.experiment, run_dir, f"{name}-{run_dir.name}", tags)
-    log_params(client, run_id, to_dict(cfg))
-    client.log_artifact(run_id, str(run_dir / CONFIG_FILE))
-    try:
+    # the run ends FINISHED, FAILED or KILLED with this block, whatever stops it
+    with tracked_run(uri, cfg.experiment, run_dir, f"{name}-{run_dir.name}", tags) as opened:
+        client, run_id = opened
+        log_params(client, run_id, to_dict(cfg))
+        client.log_artifact(run_id, str(run_dir / CONFIG_FILE))
         target = {"tracking_uri": uri, "run_id": run_id}
         checkpoint = fit(stage, cfg.train, run_dir, target, label=name)
+        tags = mark_damaged_run(client, run_id, tags)  # a damaged copy is not the set
         model_file = run_dir / MODEL_FILE
         shutil.copyfile(checkpoint / MODEL_FILE, model_file)
         client.log_artifact(run_id, str(model_file))
         client.log_artifact(run_id, str(stage.picture(model_file, run_dir)))
         if cfg.register:
             _register(model_file, uri, run_id, run_dir, {**tags, "pul.train_run": run_id})
-    except BaseException:
-        client.set_terminated(run_id, status="FAILED")
-        raise
-    client.set_terminated(run_id)
     (run_dir / DONE_FILE).write_text(run_id)
     log.info("model: %s (MLflow run %s at %s)", model_file, run_id, uri)
     return model_file

@@ -16,13 +16,25 @@ class MetricLogger:
         self.client = MlflowClient(target["tracking_uri"]) if self.enabled else None
         self.run_id = target["run_id"] if self.enabled else None
         self.pending: list[Metric] = []
+        self.logged_through = -1
+        """Steps up to this one are in the run already (an earlier attempt logged them)."""
 
     def add(self, step: int, values: dict[str, Any]) -> None:
-        if not self.enabled:
+        if not self.enabled or step <= self.logged_through:
             return
         stamp = int(time.time() * 1000)
         for key, value in values.items():
             self.pending.append(Metric(key, float(value), stamp, step))
+
+    def resume(self, start: int) -> None:
+        """A run resumed at step `start`: record that (metric resumed_at_step), and log no
+        step twice. An earlier attempt may have logged steps after the checkpoint it was
+        stopped past; those keep their first values and this attempt logs from the next."""
+        if not self.enabled:
+            return
+        self.add(start, {"resumed_at_step": start})
+        history = self.client.get_metric_history(self.run_id, "loss")
+        self.logged_through = max((m.step for m in history), default=-1)
 
     def tag(self, key: str, value: str) -> None:
         if self.enabled:

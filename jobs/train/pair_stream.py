@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
+from jobs.train.damage import SKIPPED
 from pul.pairs import PairConfig, make_pair
-from shards.reader import Clip, clip_stream
+from shards.reader import Clip, SkipCounter, clip_stream
 
 BoxesOf = Callable[[Clip], list]
 """Where the boxes of a clip come from: ground truth (supervised) or mining (PUL)."""
@@ -62,6 +63,17 @@ class PairSampler:
         }
 
 
+def _with_skip_counts(skips: SkipCounter):
+    """Stream stage: each pair carries the skips since the previous one. It runs where the
+    stream runs (a DataLoader process when loader_workers > 0), where the counter lives."""
+
+    def run(pairs: Iterator[dict]) -> Iterator[dict]:
+        for pair in pairs:
+            yield {**pair, SKIPPED: skips.take_unreported()}
+
+    return run
+
+
 def pair_batches(
     data: str,
     cfg: PairConfig,
@@ -70,15 +82,21 @@ def pair_batches(
     loader_workers: int = 0,
     shuffle: int = 64,
     boxes_of: BoxesOf = ground_truth_boxes,
+    skips: SkipCounter | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """An endless stream of batches; every rank draws its own seeded stream of shards."""
+    """An endless stream of batches; every rank draws its own seeded stream of shards.
+
+    A damaged frame is skipped in the stream (the pair is cut inside it) and counted in
+    `skips`; every batch carries the count of its samples' process (SKIPPED)."""
     stream = clip_stream(
         data,
         resampled=True,
         shuffle=shuffle,
         seed=seed,
         transform=PairSampler(cfg, seed, boxes_of),
+        skips=skips,
     )
+    stream.append(_with_skip_counts(stream.skips))
     loader = DataLoader(
         stream,
         batch_size=batch_size,

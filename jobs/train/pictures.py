@@ -69,8 +69,10 @@ def ahm_picture(model_file: Path, cfg, out: Path, rows: int = 4, cols: int = 8) 
     """
     net = load_weights(model_file, "cpu")
     rng = np.random.default_rng(0)
-    clips = iter(clip_stream(cfg.data, resampled=True, seed=0))
-    pool = draw_pool(clips, min(cfg.pool, 512), cfg.patches_per_frame, cfg.patches, rng)
+    stream = clip_stream(cfg.data, resampled=True, seed=0)
+    pool = draw_pool(
+        iter(stream), min(cfg.pool, 512), cfg.patches_per_frame, cfg.patches, rng, stream.skips
+    )
     index = embed_pool(net, pool)
     batches = list(ahm_batches(index, cols, rng, "ahm", num_batches=rows))
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.7 * rows), squeeze=False)

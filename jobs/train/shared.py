@@ -15,9 +15,13 @@ from pul.models import ModelConfig, SiamNet
 from pul.patches import PatchConfig, sample_patches
 from pul.weights import save_weights
 from shards.errors import ShardError
+from shards.reader import Clip, SkipCounter
 
 MODEL_FILE = "model.pt"
 """The weights every stage exports into its run folder (and MLflow)."""
+READ_BOUND = 20
+"""A pool gives up after reading this many stream items per item it needs (flat frames,
+pairs beyond the gap limit): a stream without enough usable items must not spin forever."""
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -30,15 +34,22 @@ def export_net(net: SiamNet, cfg: ModelConfig, folder: str) -> None:
     save_weights(net, cfg, os.path.join(folder, MODEL_FILE))
 
 
-def draw_pool(clips: Iterator, size: int, per_frame: int, cfg: PatchConfig, rng) -> np.ndarray:
-    """`size` patches (N x 127 x 127 x 3 uint8), from one random frame of each next clip."""
+def draw_pool(
+    clips: Iterator[Clip], size: int, per_frame: int, cfg: PatchConfig, rng, skips: SkipCounter
+) -> np.ndarray:
+    """`size` patches (N x 127 x 127 x 3 uint8), from one random frame of each next clip.
+
+    The frame is decoded here, after the stream handed the clip over, so a damaged one is
+    skipped and counted through the stream's own `skips`, like damage found in the stream."""
     parts, count, clips_seen = [], 0, 0
     while count < size:
-        if clips_seen == 20 * size:  # bounded: a stream of flat frames must not spin forever
+        if clips_seen == READ_BOUND * size:  # a stream of flat frames must not spin forever
             raise ShardError(f"could not cut {size} textured patches from {clips_seen} clips")
         clip = next(clips)
         clips_seen += 1
-        frame = clip.frame(int(rng.integers(len(clip))))
+        frame = skips.attempt(clip, lambda c: c.frame(int(rng.integers(len(c)))))
+        if frame is None:
+            continue
         patches, _ = sample_patches(frame, min(per_frame, size - count), rng, cfg)
         if len(patches):
             parts.append(patches)

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from jobs.train.config import Tracked, TrainConfig
+from jobs.train.damage import skip_counter
 from jobs.train.pair_stream import pair_batches, stream_seed
 from jobs.train.pictures import response_picture
 from jobs.train.shared import export_net, unwrap
@@ -56,7 +57,13 @@ class SupervisedStage:
         cfg = self.cfg
         seed = stream_seed(cfg.train.seed, start_step)
         return pair_batches(
-            cfg.data, cfg.pairs, cfg.train.batch_size, seed, cfg.train.loader_workers, cfg.shuffle
+            cfg.data,
+            cfg.pairs,
+            cfg.train.batch_size,
+            seed,
+            cfg.train.loader_workers,
+            cfg.shuffle,
+            skips=skip_counter(cfg.train),
         )
 
     def loss(

@@ -24,9 +24,10 @@ from torch import nn
 
 from jobs.errors import JobError
 from jobs.train.config import Tracked, TrainConfig
+from jobs.train.damage import SKIPPED, skip_counter, skipped_since_last
 from jobs.train.pair_stream import stream_seed
 from jobs.train.pictures import plot_responses
-from jobs.train.shared import embed_pool, export_net, to_chw, unwrap
+from jobs.train.shared import READ_BOUND, embed_pool, export_net, to_chw, unwrap
 from pul.ahm import ahm_batches
 from pul.augment import AugmentConfig, two_views
 from pul.contrastive import info_nce
@@ -36,9 +37,9 @@ from pul.models import ModelConfig, SiamNet, build_model
 from pul.pairs import PairConfig, make_pair
 from pul.weights import load_weights
 from shards.errors import ShardError
-from shards.manifest import Manifest, read_manifest, shard_paths
-from shards.pairs import PairSample, decode_pair, read_records
-from shards.reader import clip_stream
+from shards.manifest import Manifest, read_manifest
+from shards.pairs import PairSample, decode_pair, decode_record
+from shards.reader import SkipCounter, clip_stream
 
 
 @dataclass
@@ -54,7 +55,8 @@ class TCConfig(Tracked):
     loss: LossConfig = field(default_factory=LossConfig)
     """Response loss: bce, soft_bce, nr (default) or nr_exact, and the noise std."""
     contrastive_weight: float = 0.1
-    """lambda of L = L_NR + lambda * L_contrastive (0 turns the contrastive term off)."""
+    """lambda of L = L_NR + lambda * L_contrastive (0 turns the contrastive term off and
+    freezes the projection head: AHM still embeds with it, as the init left it)."""
     tau: float = 0.2
     """InfoNCE temperature of the contrastive term."""
     strategy: Literal["ahm", "rss"] = "ahm"
@@ -113,7 +115,14 @@ class TCStage:
     def build_model(self) -> TrackerWithEmbedding:
         net = build_model(self.cfg.model)
         if self.cfg.init:
-            net.load_state_dict(load_weights(self.cfg.init).state_dict(), strict=False)
+            # every tensor of the file fits (checked), so a non-strict load only leaves the
+            # stage's own additions fresh
+            net.load_state_dict(_init_state(self.cfg.init, net, self.cfg.model), strict=False)
+        if self.cfg.contrastive_weight == 0:
+            # No loss reaches the projection head: left trainable, DDP would wait for its
+            # gradients at every step ("Expected to have finished reduction"). Frozen, it is
+            # out of DDP's graph and the optimiser's work, and still embeds AHM's pools.
+            net.projection.requires_grad_(False)
         return TrackerWithEmbedding(net)
 
     def gap_limit(self, step: int) -> int:
@@ -125,15 +134,17 @@ class TCStage:
         cfg = self.cfg
         seed = stream_seed(cfg.train.seed, start_step)
         rng = np.random.default_rng(seed)
-        pairs = iter(pair_stream(cfg.data, cfg.shuffle, seed))
+        skips = skip_counter(cfg.train)  # a crop failing its CRC-32 is skipped in the stream
+        pairs = iter(pair_stream(cfg.data, cfg.shuffle, seed, skips=skips))
         step = start_step
         while True:
             limit = self.gap_limit(step)
-            pool = _take(pairs, cfg.pool, lambda p, limit=limit: p.record.gap <= limit)
+            pool = _near_pairs(pairs, cfg.pool, limit)
             templates = np.stack([exemplar(p, cfg.pairs) for p in pool])
             index = embed_pool(unwrap(model).net, templates)
             for idx in ahm_batches(index, cfg.train.batch_size, rng, cfg.strategy):
-                yield self._batch([pool[i] for i in idx], templates[idx], rng)
+                batch = self._batch([pool[i] for i in idx], templates[idx], rng)
+                yield {**batch, SKIPPED: skipped_since_last(skips)}
                 step += 1
 
     def _batch(self, pool: list[PairSample], templates: np.ndarray, rng) -> dict[str, torch.Tensor]:
@@ -202,20 +213,61 @@ class TCStage:
         )
 
 
+STAGE_ADDS = ("projection.",)
+"""Keys an init file may lack: stage 3 adds a fresh projection head to a network trained
+without one (the supervised baseline)."""
+
+
 def _check_init(path: str, model: ModelConfig) -> None:
     """Refuse a bad init file on the driver, before any worker starts."""
+    _init_state(path, build_model(model), model)
+
+
+def _init_state(path: str, net: SiamNet, model: ModelConfig) -> dict[str, torch.Tensor]:
+    """The init file's weights, refused in one line unless every tensor of it fits `net`
+    (built from `model`) and it lacks none but STAGE_ADDS: a loose load of another network
+    would keep `net`'s fresh weights wherever a name or shape differs, silently."""
     try:
-        net = load_weights(path)
+        state = load_weights(path).state_dict()
     except ValueError as err:
         raise JobError(f"init: {err}") from None
-    if net.out_channels != build_model(model).out_channels:
+    misfit = _misfit(state, net.state_dict())
+    if misfit:
         raise JobError(
-            f"init: {path} is not a model.backbone={model.backbone} width={model.width} network"
+            f"init: {path} holds {_architecture(path)}, which does not fit "
+            f"model.backbone={model.backbone} width={model.width} ({misfit}); "
+            "set model.* as the init was trained"
         )
+    return state
 
 
-def pair_stream(data: str, shuffle: int, seed: int, resampled: bool = True):
-    return clip_stream(data, resampled=resampled, shuffle=shuffle, seed=seed, decode=decode_pair)
+def _misfit(state: dict[str, torch.Tensor], wanted: dict[str, torch.Tensor]) -> str:
+    """Why `state` cannot fill `wanted` ('' when it can)."""
+    for key, tensor in state.items():
+        if key not in wanted:
+            return f"{key} has no place in it"
+        if tensor.shape != wanted[key].shape:
+            return f"{key} is {list(tensor.shape)}, not {list(wanted[key].shape)}"
+    missing = [key for key in wanted if key not in state and not key.startswith(STAGE_ADDS)]
+    if missing:
+        return f"{len(missing)} tensors missing, e.g. {missing[0]}"
+    return ""
+
+
+def _architecture(path: str) -> str:
+    """'backbone=alexnet width=0.5', from the config saved in a model file."""
+    # the file has just loaded with load_weights: it holds plain data and a config
+    config = torch.load(path, map_location="cpu", weights_only=True)["config"]
+    return f"backbone={config.get('backbone')} width={config.get('width')}"
+
+
+def pair_stream(
+    data: str, shuffle: int, seed: int, resampled: bool = True, skips: SkipCounter | None = None
+):
+    """Decoded pairs; a damaged one (a crop failing its CRC-32) is skipped and counted."""
+    return clip_stream(
+        data, resampled=resampled, shuffle=shuffle, seed=seed, decode=decode_pair, skips=skips
+    )
 
 
 def relative_noise(data: str, manifest: Manifest) -> float:
@@ -224,7 +276,7 @@ def relative_noise(data: str, manifest: Manifest) -> float:
     The cycle errors of the kept pairs are truncated at mining's threshold (also relative
     to the seed size), which `sigma_from_cycle_errors` corrects for.
     """
-    records = [r for path in shard_paths(data) for r in read_records(path)]
+    records = list(clip_stream(data, decode=decode_record))  # damaged records are skipped
     errors = np.array([r.cycle_error / np.sqrt(r.seed_box[2] * r.seed_box[3]) for r in records])
     threshold = manifest.config.get("mining", {}).get("max_cycle_error")
     if len(errors) < 10:
@@ -243,10 +295,24 @@ def exemplar(pair: PairSample, cfg: PairConfig) -> np.ndarray:
     )
 
 
+def _near_pairs(pairs: Iterator[PairSample], count: int, limit: int) -> list[PairSample]:
+    """The pool: the next `count` pairs whose gap is within the curriculum's `limit`."""
+    pool = _take(pairs, count, lambda p: p.record.gap <= limit)
+    if len(pool) < count:
+        raise JobError(
+            f"only {len(pool)} of {READ_BOUND * count} pairs read have a gap of at most "
+            f"{limit} frames, and a pool needs {count}: lower pool or raise gap_start"
+        )
+    return pool
+
+
 def _take(items: Iterator, count: int, keep=lambda item: True) -> list:
+    """Up to `count` items that `keep`, reading at most READ_BOUND x count: fewer when the
+    stream holds too few of them (it is endless, so it would otherwise spin forever)."""
     taken = []
-    while len(taken) < count:
-        item = next(items)
+    for item in itertools.islice(items, READ_BOUND * count):
         if keep(item):
             taken.append(item)
+            if len(taken) == count:
+                break
     return taken

@@ -14,7 +14,7 @@ from cluster.records import find, state
 from jobs.cli import main
 from jobs.tracking.server import serving
 from tests.cluster.conftest import run, wait_until
-from tests.cluster.tiny_data import tiny_clips
+from tests.helpers import tiny_clips
 
 pytestmark = pytest.mark.slurm
 

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.cli import main
 from shards.manifest import read_manifest
+from tests.helpers import run_cli
 from tests.shards.clip_fixtures import make_otb_set, write_video
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(err: str) -> str:
@@ -24,7 +18,7 @@ def one_line_error(err: str) -> str:
 @pytest.fixture
 def packed(tmp_path, capsys):
     src = make_otb_set(tmp_path / "otb", videos=2, frames=16)
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys,
         "shards",
         "pack",
@@ -41,7 +35,7 @@ def packed(tmp_path, capsys):
 
 
 def test_verify_passes_on_a_good_set(packed, capsys):
-    code, out, _ = run(capsys, "shards", "verify", str(packed))
+    code, out, _ = run_cli(capsys, "shards", "verify", str(packed))
     assert code == 0 and "1/1 shards ok, 4 samples" in out
 
 
@@ -50,7 +44,7 @@ def test_verify_names_a_shard_with_one_flipped_byte(packed, capsys):
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0x01
     shard.write_bytes(bytes(data))
-    code, out, err = run(capsys, "shards", "verify", str(packed))
+    code, out, err = run_cli(capsys, "shards", "verify", str(packed))
     assert code == 1
     assert "BAD clips-000000.tar: sha256 differs from the manifest" in err
     assert "0/1 shards ok" in out
@@ -59,19 +53,21 @@ def test_verify_names_a_shard_with_one_flipped_byte(packed, capsys):
 def test_verify_a_truncated_shard(packed, capsys):
     shard = packed / "clips-000000.tar"
     shard.write_bytes(shard.read_bytes()[:5000])
-    code, _, err = run(capsys, "shards", "verify", str(packed))
+    code, _, err = run_cli(capsys, "shards", "verify", str(packed))
     assert code == 1 and "BAD clips-000000.tar: size 5000 != manifest" in err
 
 
 def test_inspect_reports_sources_and_lineage(packed, capsys):
-    code, out, _ = run(capsys, "shards", "inspect", str(packed), "--sheet", str(packed / "s.png"))
+    code, out, _ = run_cli(
+        capsys, "shards", "inspect", str(packed), "--sheet", str(packed / "s.png")
+    )
     assert code == 0
     assert "otb" in out and "4 clips" in out and read_manifest(packed).lineage in out
     assert (packed / "s.png").stat().st_size > 1000
 
 
 def test_pack_missing_path(tmp_path, capsys):
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys,
         "shards",
         "pack",
@@ -87,7 +83,7 @@ def test_pack_missing_path(tmp_path, capsys):
 
 def test_pack_zero_frame_video(tmp_path, capsys):
     (tmp_path / "empty.mp4").write_bytes(b"")
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys,
         "shards",
         "pack",
@@ -103,7 +99,7 @@ def test_pack_zero_frame_video(tmp_path, capsys):
 def test_pack_unknown_layout(tmp_path, capsys):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "notes.txt").write_text("hello")
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys,
         "shards",
         "pack",
@@ -119,7 +115,9 @@ def test_pack_unknown_layout(tmp_path, capsys):
 def test_pack_refuses_a_folder_holding_another_set_and_keeps_it(packed, tmp_path, capsys):
     before = read_manifest(packed)
     video = write_video(tmp_path / "v.mp4")
-    code, _, err = run(capsys, "shards", "pack", str(video), "--out", str(packed), "--workers", "1")
+    code, _, err = run_cli(
+        capsys, "shards", "pack", str(video), "--out", str(packed), "--workers", "1"
+    )
     assert code == 2 and "already holds a different shard set" in one_line_error(err)
     after = read_manifest(packed)
     assert after.lineage == before.lineage and after.to_json() == before.to_json()
@@ -129,7 +127,7 @@ def test_pack_refuses_a_non_empty_folder(tmp_path, capsys):
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "precious.txt").write_text("keep me")
     video = write_video(tmp_path / "v.mp4")
-    code, _, err = run(capsys, "shards", "pack", str(video), "--out", str(tmp_path / "o"))
+    code, _, err = run_cli(capsys, "shards", "pack", str(video), "--out", str(tmp_path / "o"))
     assert code == 2 and "not empty" in one_line_error(err)
     assert (tmp_path / "o" / "precious.txt").read_text() == "keep me"
 
@@ -137,7 +135,7 @@ def test_pack_refuses_a_non_empty_folder(tmp_path, capsys):
 def test_an_unreadable_frame_fails_without_a_valid_looking_set(tmp_path, capsys):
     src = make_otb_set(tmp_path / "otb", videos=2, frames=16)
     (src / "seq01" / "img" / "0005.jpg").write_bytes(b"not a jpeg")
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys,
         "shards",
         "pack",
@@ -155,29 +153,29 @@ def test_an_unreadable_frame_fails_without_a_valid_looking_set(tmp_path, capsys)
 
 def test_verify_without_manifest_and_missing_folder(tmp_path, capsys):
     (tmp_path / "d").mkdir()
-    code, _, err = run(capsys, "shards", "verify", str(tmp_path / "d"))
+    code, _, err = run_cli(capsys, "shards", "verify", str(tmp_path / "d"))
     assert code == 2 and "manifest.json is missing" in one_line_error(err)
-    code, _, err = run(capsys, "shards", "verify", str(tmp_path / "gone"))
+    code, _, err = run_cli(capsys, "shards", "verify", str(tmp_path / "gone"))
     assert code == 2 and "gone" in one_line_error(err)
 
 
 def test_bad_config_key_and_type(tmp_path, capsys):
     video = write_video(tmp_path / "v.mp4")
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "shards", "pack", str(video), "--out", str(tmp_path / "o"), "clip_lenn=4"
     )
     assert code == 2 and "unknown config key 'clip_lenn' (did you mean 'clip_len'?)" in err
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "shards", "pack", str(video), "--out", str(tmp_path / "o"), "clip_len=abc"
     )
     assert code == 2 and "clip_len: expected int, got 'abc'" in one_line_error(err)
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "shards", "pack", str(video), "--out", str(tmp_path / "o"), "clip_len=1"
     )
     assert code == 2 and "clip_len must be at least 2" in one_line_error(err)
 
 
 def test_config_show_documents_every_field(capsys):
-    code, out, _ = run(capsys, "config", "show", "pack")
+    code, out, _ = run_cli(capsys, "config", "show", "pack")
     assert code == 0
     assert "clip_len (int, default 32): Consecutive frames per clip" in out

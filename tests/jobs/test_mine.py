@@ -13,21 +13,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
+import jobs.mine
 from jobs.config import ConfigError, describe, load_config
 from jobs.errors import JobError
 from jobs.mine import MineJobConfig, mine
 from jobs.pack import pack
 from pul.mining import MiningConfig
-from pul.models import ModelConfig, build_model
-from pul.weights import save_weights
 from shards.errors import ShardError
 from shards.manifest import read_manifest
 from shards.pack_config import PackConfig
 from shards.pairs import X_OUT, Z_OUT, read_pairs
+from tests.helpers import save_untrained
 
 SIDE = 40
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # what a Ray task gets
 
 
 def make_videos(root: Path, videos: int = 2, frames: int = 12) -> Path:
@@ -51,25 +52,13 @@ def make_videos(root: Path, videos: int = 2, frames: int = 12) -> Path:
     return root
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # one thread per task is what a Ray task gets; it is also faster beside another job
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("mine")
     videos = make_videos(root / "otb")
     cfg = PackConfig(sources=[str(videos)], workers=1, clip_len=12, shard_mb=0.001)
     pack(cfg, root / "clips", command=["test"], progress=False)
-    torch.manual_seed(0)
-    model_cfg = ModelConfig(width=0.25)
-    model = save_weights(build_model(model_cfg), model_cfg, root / "model.pt")
-    return root / "clips", model
+    return root / "clips", save_untrained(root / "model.pt")
 
 
 def job_config(inputs, **fields) -> MineJobConfig:
@@ -146,16 +135,41 @@ def test_a_lost_shard_is_mined_again_to_the_same_bytes(inputs, mined, tmp_path):
     assert (out / "pairs-000000.tar").stat().st_mtime_ns == stamp
 
 
-def test_an_interrupted_run_resumes_from_its_staging(inputs, mined, tmp_path):
+class Killed(BaseException):
+    """What a kill looks like from inside: nothing of the job's own handles it."""
+
+
+def test_an_interrupted_run_resumes_from_its_staging(inputs, mined, tmp_path, monkeypatch):
     out = tmp_path / "pairs"
-    (out / ".staging").mkdir(parents=True)
-    # what a run killed during its second shard leaves: its plan, one shard, half of another
-    shutil.copy(mined / "pairs-000000.tar", out / ".staging" / "pairs-000000.tar")
-    (out / ".staging" / "pairs-000001.tar.part").write_bytes(b"half")
-    digest = read_manifest(mined).extra["plan_hash"]
-    (out / ".staging" / "plan.json").write_text(f'{{"plan_hash": "{digest}"}}')
+    real = jobs.mine.mine_shard
+    calls: list[int] = []
+
+    def killed_in_the_second_shard(source, index, target, model, cfg):
+        calls.append(index)
+        if index == 1:
+            target.with_name(target.name + ".part").write_bytes(b"half")
+            raise Killed
+        return real(source, index, target, model, cfg)
+
+    monkeypatch.setattr(jobs.mine, "mine_shard", killed_in_the_second_shard)
+    with pytest.raises(Killed):
+        mine(job_config(inputs, workers=1), out, command=["test"], progress=False)
+    staged = out / ".staging" / "pairs-000000.tar"
+    assert calls == [0, 1] and staged.is_file() and not (out / "manifest.json").exists()
+    first = staged.stat()
+
+    def counted(source, index, target, model, cfg):
+        calls.append(index)
+        return real(source, index, target, model, cfg)
+
+    calls.clear()
+    monkeypatch.setattr(jobs.mine, "mine_shard", counted)
     manifest = mine(job_config(inputs, workers=1), out, command=["test"], progress=False)
+    assert calls == [1]  # the staged shard is not mined again
+    kept = (out / "pairs-000000.tar").stat()
+    assert (kept.st_ino, kept.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)  # moved as is
     assert manifest.lineage == read_manifest(mined).lineage
+    assert shard_bytes(out) == shard_bytes(mined)
     assert not (out / ".staging").exists()
 
 
@@ -180,7 +194,7 @@ def test_the_config_loads_from_overrides_and_documents_every_field():
     )
     assert cfg.mining.gaps == (2, 8) and cfg.mining.tracker.scale_num == 5
     lines = describe(MineJobConfig)
-    assert len(lines) == 30 and all(line.split(": ", 1)[1] for line in lines)
+    assert len(lines) == 32 and all(line.split(": ", 1)[1] for line in lines)
     with pytest.raises(ConfigError, match="gaps must be positive and increasing"):
         load_config(MineJobConfig, overrides=["mining.gaps=[4, 2]"])
     with pytest.raises(ConfigError, match="workers"):

@@ -15,18 +15,12 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from jobs.cli import main
 from jobs.tracking.registry import register_tracker
 from jobs.tracking.runs import experiment_id
 from jobs.tracking.server import ServerError, free_port, healthy, serving
 from pul.models import ModelConfig, build_model
 from pul.weights import load_weights, save_weights
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.helpers import run_cli
 
 
 def test_register_list_and_pull_through_a_server(tmp_path, capsys):
@@ -47,12 +41,12 @@ def test_register_list_and_pull_through_a_server(tmp_path, capsys):
             tags={"pul.data_lineage": "abcdef0123456789"},
         )
         assert (name, version) == ("pul-alexnet", "1")
-        code, out, _ = run(capsys, "models", "list", "--tracking-uri", uri)
+        code, out, _ = run_cli(capsys, "models", "list", "--tracking-uri", uri)
         assert code == 0
         row = out.strip().splitlines()[1].split()
         assert row[:6] == ["pul-alexnet", "1", "candidate", "0.625", "-", "abcdef012345"]
         assert row[-1] == run_id
-        code, _, _ = run(
+        code, _, _ = run_cli(
             capsys,
             "models",
             "pull",
@@ -75,7 +69,7 @@ def test_register_list_and_pull_through_a_server(tmp_path, capsys):
 
 
 def test_an_unreachable_server_is_one_line(capsys):
-    code, out, err = run(capsys, "models", "list", "--tracking-uri", "http://127.0.0.1:9")
+    code, out, err = run_cli(capsys, "models", "list", "--tracking-uri", "http://127.0.0.1:9")
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("pul: error: MLflow tracking server at http://127.0.0.1:9 is unreachable")
 

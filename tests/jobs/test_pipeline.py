@@ -5,58 +5,41 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow import MlflowClient
 
-from jobs.cli import main
 from jobs.pack import pack
 from jobs.pipeline.steps import RECORD, run_step, step
 from shards.pack_config import PackConfig
 from shards.synth import SynthConfig, generate
+from tests.helpers import (
+    TINY_BENCH,
+    TINY_MINING,
+    TINY_PACK,
+    TINY_SYNTH,
+    TINY_TRAIN,
+    TWO_SMALL_WORKERS,
+    pul_command,
+    pul_killed_when,
+    run_cli,
+)
 
-TINY_TRAIN = {
-    "batch_size": 4,
-    "lr": 1.0e-3,
-    "lr_end": 1.0e-4,
-    "workers": 2,
-    "cpus_per_worker": 0.5,
-    "log_every": 1,
-}
 TINY = {
-    "data": {"synth": {"videos": 3, "frames": 24, "width": 160, "height": 120, "seed": 3}},
-    "benchmark": {
-        "synth": {"split": "bench", "videos": 2, "frames": 20, "width": 160, "height": 120}
-    },
-    "pack": {"workers": 1, "clip_len": 24, "max_side": 160},
-    "bd": {
-        "model": {"width": 0.25},
-        "pool": 16,
-        "train": {"steps": 4, "checkpoint_every": 4, **TINY_TRAIN},
-    },
-    "mine": {
-        "workers": 1,
-        # loose gates: 4 steps of stage 1 make a poor tracker; this is about the plumbing
-        "mining": {
-            "proposer": "random",
-            "seeds_per_clip": 16,
-            "gaps": [2, 4, 8],
-            "min_confidence": 0.3,
-            "max_cycle_error": 0.3,
-        },
-    },
+    "data": {"synth": TINY_SYNTH},
+    "benchmark": {"synth": TINY_BENCH},
+    "pack": TINY_PACK,
+    "bd": {"model": {"width": 0.25}, "pool": 16, "train": {**TINY_TRAIN, **TWO_SMALL_WORKERS}},
+    "mine": {"workers": 1, "mining": TINY_MINING},
     "tc": {
         "model": {"width": 0.25},
         "pool": 16,
         "gap_start": 2,
         "gap_end": 8,
-        "train": {"steps": 40, "checkpoint_every": 4, **TINY_TRAIN},
+        "train": {**TINY_TRAIN, **TWO_SMALL_WORKERS, "steps": 40},
     },
     "eval_workers": 1,
 }
@@ -78,27 +61,22 @@ def _records(work: Path) -> dict[str, float]:
 @pytest.mark.ray
 def test_a_pipeline_killed_in_stage_3_continues_without_rerunning_finished_steps(tmp_path):
     work = tmp_path / "work"
-    cmd = [sys.executable, "-m", "jobs.cli", "pipeline", "--config", str(_config(tmp_path))]
-    cmd += ["--work", str(work)]
+    argv = ["pipeline", "--config", str(_config(tmp_path)), "--work", str(work)]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    first = subprocess.Popen(
-        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 300
     # Ray Train writes this snapshot once it has registered a checkpoint: only then can a
     # rerun resume from it (a checkpoint folder alone may be one it never took)
-    while time.time() < deadline and not list(
-        work.glob("tc-*/ray/train/checkpoint_manager_snapshot.json")
-    ):
-        assert first.poll() is None, "the pipeline ended before stage 3 checkpointed"
-        time.sleep(0.2)
-    os.killpg(first.pid, signal.SIGKILL)  # the driver and the Ray cluster it started
-    first.wait()
+    pul_killed_when(
+        argv,
+        lambda: bool(list(work.glob("tc-*/ray/train/checkpoint_manager_snapshot.json"))),
+        300,
+        env=env,
+        log=tmp_path / "first.log",
+    )
     finished = _records(work)
     assert sorted(name.split("-")[0] for name in finished) == ["bd", "clips", "pairs", "synth"]
     assert not list(work.glob("tc-*/model.pt"))
 
-    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=420)
+    rerun = subprocess.run(pul_command(*argv), env=env, capture_output=True, text=True, timeout=420)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     out = rerun.stdout
     assert out.count("done before, skipped") == 4, out
@@ -168,8 +146,9 @@ def test_a_step_runs_once_and_a_changed_input_gets_a_new_folder(tmp_path):
 def test_an_unreachable_tracking_server_fails_before_any_step(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # discard port
     work = tmp_path / "work"
-    code = main(["pipeline", "--config", str(_config(tmp_path)), "--work", str(work)])
-    err = capsys.readouterr().err
+    code, _, err = run_cli(
+        capsys, "pipeline", "--config", str(_config(tmp_path)), "--work", str(work)
+    )
     assert code == 2 and err.count("\n") == 1
     assert "MLflow tracking server at http://127.0.0.1:9 is unreachable" in err
     assert not list(work.glob("*-*"))  # no step started
@@ -186,8 +165,8 @@ def test_an_unreachable_tracking_server_fails_before_any_step(tmp_path, capsys, 
 )
 def test_an_impossible_pipeline_config_is_one_line(tmp_path, capsys, changes, message):
     work = tmp_path / "work"
-    code = main(["pipeline", "--config", str(_config(tmp_path, **changes)), "--work", str(work)])
-    err = capsys.readouterr().err
+    config = str(_config(tmp_path, **changes))
+    code, _, err = run_cli(capsys, "pipeline", "--config", config, "--work", str(work))
     assert code == 2 and err.count("\n") == 1 and message in err, err
     assert not work.exists()
 
@@ -205,10 +184,10 @@ def test_reused_shards_that_fail_verification_stop_the_pipeline(tmp_path, capsys
     config = _config(tmp_path, data={"clips": str(clips)})
     env_uri = f"sqlite:///{tmp_path}/mlflow.db"
     capsys.readouterr()  # the fixture's own output (synth, pack)
-    code = main(
-        ["pipeline", "--config", str(config), "--work", str(work), f"tracking_uri={env_uri}"]
+    code, _, err = run_cli(
+        capsys, "pipeline", "--config", str(config), "--work", str(work), f"tracking_uri={env_uri}"
     )
-    err = capsys.readouterr().err.strip().splitlines()
+    err = err.strip().splitlines()
     assert code == 2 and err[-1].startswith("pul: error:"), err
     assert f"shards failed verification: {shard.name}" in err[-1]
     assert not list(work.glob("bd-*"))

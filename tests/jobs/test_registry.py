@@ -8,7 +8,7 @@ Real MLflow on a SQLite store in a temporary folder. One store per module holds:
     v4  auc 0.50        tampered (its weights file is replaced in one test)
 
 all with the same slim, untrained AlexNet weights (width 0.25, seed 0: the network that
-follows the textured square of tests/pul/test_tracker.py).
+follows the textured square of tests.helpers.square_scene).
 """
 
 from __future__ import annotations
@@ -23,24 +23,17 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from jobs.cli import main
 from jobs.tracking import registry
 from jobs.tracking.model_uri import parse_spec, resolve_model
 from jobs.tracking.registry import WEIGHTS_ARTIFACT, register_tracker
 from jobs.tracking.runs import experiment_id
 from pul.models import ModelConfig, build_model
 from pul.weights import FORMAT, load_weights, save_weights
-from tests.pul.test_tracker import centre_error, scene
+from tests.helpers import centre_error, run_cli, save_untrained, square_scene
 from tests.shards.clip_fixtures import make_otb_set, write_video
 
 LINEAGE = "f9afd778a98c0123456789abcdef"
 PAIRS = "0badc0ffee00112233445566"
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +43,7 @@ def store(tmp_path_factory):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(uri)
     run_id = client.create_run(experiment_id(client, "pul-test", uri)).info.run_id
-    torch.manual_seed(0)
-    cfg = ModelConfig(width=0.25)
-    weights = save_weights(build_model(cfg), cfg, root / "model.pt")
+    weights = save_untrained(root / "model.pt")
     client.log_artifact(run_id, str(weights))  # as a training job does: runs:/ID/model.pt
     config = root / "config.yaml"
     config.write_text("model:\n  width: 0.25\n")
@@ -153,7 +144,7 @@ def test_register_refuses_a_file_that_is_not_a_model(store, tmp_path):
 
 
 def test_list_shows_versions_aliases_metrics_lineage(store, capsys):
-    code, out, _ = run(capsys, "models", "list", "--tracking-uri", store["uri"])
+    code, out, _ = run_cli(capsys, "models", "list", "--tracking-uri", store["uri"])
     assert code == 0
     header, *rows = out.strip().splitlines()
     assert header.split() == [
@@ -172,7 +163,7 @@ def test_list_shows_versions_aliases_metrics_lineage(store, capsys):
     assert v2[3:6] == ["0.300", "0.450", f"{LINEAGE[:12]}+{PAIRS[:12]}"]
     assert v2[-1] == store["run_id"]
     assert rows[2].split()[2:5] == ["unscored", "-", "-"]
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "models", "list", "--name", "pul-nothing", "--tracking-uri", store["uri"]
     )
     assert code == 2 and err.count("\n") == 1
@@ -181,7 +172,7 @@ def test_list_shows_versions_aliases_metrics_lineage(store, capsys):
 
 def test_promote_refuses_a_lower_or_missing_auc_unless_forced(store, capsys):
     uri, client = store["uri"], store["client"]
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys,
         "models",
         "promote",
@@ -193,7 +184,7 @@ def test_promote_refuses_a_lower_or_missing_auc_unless_forced(store, capsys):
         uri,
     )
     assert code == 0 and "nothing -> version 1 (AUC 0.400)" in out
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys,
         "models",
         "promote",
@@ -207,7 +198,7 @@ def test_promote_refuses_a_lower_or_missing_auc_unless_forced(store, capsys):
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "AUC 0.300, below 0.400 of version 1" in err
     assert aliases(client)["champion"] == "1"
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys,
         "models",
         "promote",
@@ -219,7 +210,7 @@ def test_promote_refuses_a_lower_or_missing_auc_unless_forced(store, capsys):
         uri,
     )
     assert code == 2 and "version 3 has no AUC" in err and err.count("\n") == 1
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys,
         "models",
         "promote",
@@ -233,19 +224,19 @@ def test_promote_refuses_a_lower_or_missing_auc_unless_forced(store, capsys):
     )
     assert code == 0 and "version 1 (AUC 0.400) -> version 2 (AUC 0.300, forced)" in out
     assert aliases(client)["champion"] == "2"
-    code, _, err = run(capsys, "models", "promote", "pul-alexnet", "9", "--tracking-uri", uri)
+    code, _, err = run_cli(capsys, "models", "promote", "pul-alexnet", "9", "--tracking-uri", uri)
     assert code == 2 and "pul-alexnet has no version 9 (versions: 1, 2, 3, 4)" in err
 
 
 def test_missing_alias_name_version_or_run_is_one_line(store, bench, tmp_path, capsys):
     uri = store["uri"]
     eval_args = ("eval", "--root", str(bench), "--workers", "1", "--out", str(tmp_path / "e"))
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, *eval_args, "--model", "models:/pul-alexnet@nope", "--tracking-uri", uri
     )
     assert code == 2 and err.count("\n") == 1
     assert "pul-alexnet has no alias 'nope' (aliases: " in err and "candidate" in err
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys,
         "models",
         "pull",
@@ -266,13 +257,13 @@ def test_missing_alias_name_version_or_run_is_one_line(store, bench, tmp_path, c
         "models:/pul-alexnet": "not a model URI",
     }
     for spec, message in cases.items():
-        code, _, err = run(capsys, *eval_args, "--model", spec, "--tracking-uri", uri)
+        code, _, err = run_cli(capsys, *eval_args, "--model", spec, "--tracking-uri", uri)
         assert code == 2 and err.count("\n") == 1 and message in err, (spec, err)
 
 
 def test_pull_writes_the_same_weights_and_a_card(store, tmp_path, capsys):
     out = tmp_path / "pulled"
-    code, stdout, _ = run(
+    code, stdout, _ = run_cli(
         capsys,
         "models",
         "pull",
@@ -295,7 +286,7 @@ def test_pull_writes_the_same_weights_and_a_card(store, tmp_path, capsys):
     assert card["lineage"] == {"pul.data_lineage": LINEAGE, "pul.pairs_lineage": PAIRS}
     assert card["run_id"] == store["run_id"]
     # a run's model.pt (runs:/ URI) is the same file
-    code, _, _ = run(
+    code, _, _ = run_cli(
         capsys,
         "models",
         "pull",
@@ -326,7 +317,7 @@ def test_a_weights_file_carrying_code_is_refused_and_never_runs(
     target = Path(version.source.removeprefix("file://")) / WEIGHTS_ARTIFACT
     marker = tmp_path / "ran"
     torch.save({"format": FORMAT, "version": 1, "x": _RunsCode(f"touch {marker}")}, target)
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys,
         "models",
         "pull",
@@ -339,7 +330,7 @@ def test_a_weights_file_carrying_code_is_refused_and_never_runs(
     assert code == 2 and err.count("\n") == 1
     assert "models:/pul-alexnet@tampered: not a pul model file (it refers to code)" in err
     assert not (tmp_path / "p" / "model.pt").exists()
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys,
         "eval",
         "--root",
@@ -362,7 +353,7 @@ def test_a_weights_file_carrying_code_is_refused_and_never_runs(
 
 def test_pyfunc_tracks_a_moving_square(store, mlflow_uri):
     model = mlflow.pyfunc.load_model("models:/pul-alexnet@candidate")
-    frames, truth = scene()
+    frames, truth = square_scene()
     frames, truth = frames[:16], truth[:16]  # 16 of the 40 frames: this machine is slow
     boxes = model.predict({"frames": frames, "box": truth[0].tolist()})
     assert isinstance(boxes, np.ndarray) and boxes.shape == (16, 4)
@@ -378,7 +369,7 @@ def test_pyfunc_tracks_a_moving_square(store, mlflow_uri):
 
 
 def test_eval_of_a_registered_tracker_equals_eval_of_its_file(store, bench, tmp_path, capsys):
-    code, _, _ = run(
+    code, _, _ = run_cli(
         capsys,
         "eval",
         "--root",
@@ -421,7 +412,7 @@ def test_every_kind_of_spec_fetches_the_same_file(store, tmp_path):
 
 def test_track_takes_a_models_uri(store, tmp_path, capsys):
     video = write_video(tmp_path / "v.mp4", frames=5)
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys,
         "track",
         str(video),
@@ -451,6 +442,6 @@ def test_model_specs_and_their_names(tmp_path):
 
 def test_a_missing_database_is_one_line(tmp_path, capsys):
     db = tmp_path / "none.db"
-    code, _, err = run(capsys, "models", "list", "--tracking-uri", f"sqlite:///{db}")
+    code, _, err = run_cli(capsys, "models", "list", "--tracking-uri", f"sqlite:///{db}")
     assert code == 2 and err.count("\n") == 1 and f"no MLflow database at {db}" in err
     assert not db.exists()

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from jobs.cli import main
 from jobs.config import from_dict
 from jobs.pack import pack
 from jobs.train.job import train_supervised
 from jobs.train.runner import TrainingError
 from jobs.train.supervised import SupervisedConfig
 from shards.pack_config import PackConfig
+from tests.helpers import pul_command, pul_killed_when, run_cli
 from tests.shards.clip_fixtures import make_otb_set
 
 TINY = [
@@ -49,37 +46,19 @@ def _run_info(run_dir: Path) -> tuple[MlflowClient, str]:
 @pytest.mark.ray
 def test_a_run_killed_after_a_checkpoint_resumes_from_it(labeled_clips, tmp_path):
     run_dir = tmp_path / "runs" / "sup"
-    cmd = [
-        sys.executable,
-        "-m",
-        "jobs.cli",
-        "train",
-        "supervised",
-        "--data",
-        str(labeled_clips),
-        "--run-dir",
-        str(run_dir),
-        "train.steps=60",
-        "train.checkpoint_every=4",
-        *TINY,
-    ]
+    argv = ["train", "supervised", "--data", str(labeled_clips), "--run-dir", str(run_dir)]
+    argv += ["train.steps=60", "train.checkpoint_every=4", *TINY]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
-    first = subprocess.Popen(
-        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 240
     checkpoints = run_dir / "ray" / "train"
     # the snapshot appears once Ray Train has registered a checkpoint (resumable from)
-    while (
-        time.time() < deadline and not (checkpoints / "checkpoint_manager_snapshot.json").exists()
-    ):
-        time.sleep(0.2)
-    os.killpg(first.pid, signal.SIGKILL)  # the driver and the Ray cluster it started
-    first.wait()
+    snapshot = checkpoints / "checkpoint_manager_snapshot.json"
+    pul_killed_when(argv, snapshot.exists, 240, env=env, log=tmp_path / "first.log")
     assert list(checkpoints.glob("checkpoint_*")), "no checkpoint before the kill"
     assert not (run_dir / "model.pt").exists()
 
-    resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        pul_command(*argv), env=env, capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     client, run_id = _run_info(run_dir)
     history = client.get_metric_history(run_id, "resumed_at_step")
@@ -118,10 +97,8 @@ def test_a_non_finite_loss_stops_every_rank_with_a_clear_error(labeled_clips, tm
 
 
 def test_missing_data_is_a_one_line_error(tmp_path, capsys):
-    code = main(
-        ["train", "supervised", "--data", str(tmp_path / "nope"), "--run-dir", str(tmp_path / "r")]
-    )
-    err = capsys.readouterr().err
+    nope, run_dir = str(tmp_path / "nope"), str(tmp_path / "r")
+    code, _, err = run_cli(capsys, "train", "supervised", "--data", nope, "--run-dir", run_dir)
     assert code == 2 and err.count("\n") == 1 and "nope" in err
 
 
@@ -129,18 +106,20 @@ def test_a_run_dir_with_another_config_is_refused(labeled_clips, tmp_path, capsy
     run_dir = tmp_path / "r"
     run_dir.mkdir()
     (run_dir / "config.yaml").write_text("data: elsewhere\n")
-    code = main(["train", "supervised", "--data", str(labeled_clips), "--run-dir", str(run_dir)])
-    assert code == 2 and "holds a run with a different config" in capsys.readouterr().err
+    code, _, err = run_cli(
+        capsys, "train", "supervised", "--data", str(labeled_clips), "--run-dir", str(run_dir)
+    )
+    assert code == 2 and "holds a run with a different config" in err
 
 
 def test_an_unreachable_tracking_server_fails_at_start(
     labeled_clips, tmp_path, capsys, monkeypatch
 ):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # discard port: nothing there
-    code = main(
-        ["train", "supervised", "--data", str(labeled_clips), "--run-dir", str(tmp_path / "r")]
+    run_dir = str(tmp_path / "r")
+    code, _, err = run_cli(
+        capsys, "train", "supervised", "--data", str(labeled_clips), "--run-dir", run_dir
     )
-    err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "MLflow tracking server at http://127.0.0.1:9 is unreachable" in err
     assert not (tmp_path / "r" / "ray").exists()  # failed before any training started

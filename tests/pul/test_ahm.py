@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -16,17 +22,12 @@ from pul.ahm import (
     nearest,
 )
 
+REPO = Path(__file__).resolve().parents[2]
 CLUSTER = 8  # an anchor plus 7 near-duplicates: one AHM batch of size 8
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Matrices of a few thousand entries: waking a second intra-op thread costs more than
-    # the product, and on a busy machine much more (milliseconds per call).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Matrices of a few thousand entries: waking a second intra-op thread costs more than
+# the product, and on a busy machine much more (milliseconds per call).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def planted(n: int = 5000, dim: int = 32, clusters: int = 60, seed: int = 0):
@@ -170,10 +171,77 @@ def test_build_index_embeds_in_batches_in_order():
     assert build_index(embed, patches).embeddings.dtype == torch.float16
 
 
-def test_memory_formula_and_patches_per_node():
-    assert index_bytes(1000, 128, 2, queries=1, chunk=4096, k=7) == (
-        1000 * 128 * 2 + 4 * 4096 * 128 + 32 * (4096 + 7)
+# Run in a fresh process, so that its resident memory is the search's alone. Linux resets a
+# process's peak resident memory (VmHWM) when "5" is written to /proc/self/clear_refs. glibc
+# serves allocations of 64 KiB and more with mmap and returns them on free (a fixed
+# threshold, not its default sliding one), so the peak follows the bytes the search holds
+# at once, not what the allocator keeps cached.
+MEASURE = """
+import json, sys
+import torch
+import torch.nn.functional as F
+from pul.ahm import EmbeddingIndex, nearest
+
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
+
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return status("VmRSS")
+
+torch.set_num_threads(1)
+n, dim, q, k = (int(v) for v in sys.argv[1:5])
+dtype = getattr(torch, sys.argv[5])
+chunks = [int(v) for v in sys.argv[6:]]
+g = torch.Generator().manual_seed(0)
+for chunk in chunks:  # load what a first call loads and touch BLAS's buffers at each size
+    warm = F.normalize(torch.randn(min(n, 2 * chunk), dim, generator=g), dim=1)
+    warm = EmbeddingIndex(warm.to(dtype))
+    nearest(warm, warm.embeddings[:q], k, chunk=chunk, exclude=torch.arange(q))
+del warm
+index = EmbeddingIndex(F.normalize(torch.randn(n, dim, generator=g), dim=1).to(dtype))
+queries = index.embeddings[:q].clone()
+grown = []
+for chunk in chunks:
+    base = reset_peak()  # the index and the queries are in
+    nearest(index, queries, k, chunk=chunk, exclude=torch.arange(q))
+    grown.append(status("VmHWM") - base)
+print(json.dumps(grown))
+"""
+
+
+def peak_bytes(n: int, dim: int, dtype: str, queries: int, k: int, chunks: list[int]) -> list[int]:
+    """Peak memory of one search of an n x dim index (of torch dtype `dtype`) per chunk size,
+    beyond the index itself."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536"}
+    args = [str(v) for v in (n, dim, queries, k, dtype, *chunks)]
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_the_chunked_search_stays_within_its_memory_bound_and_a_dense_one_does_not():
+    # the sizes max_patches assumes: D = 128, float16, 256 queries, chunk 4096, k 64
+    n, dim, queries, k, chunk = 60_000, 128, 256, 64, 4096
+    bound = index_bytes(0, dim, 2, queries, chunk, k)  # what a search adds to the index: 36 MB
+    chunked, dense = peak_bytes(n, dim, "float16", queries, k, [chunk, n])
+    # measured: 29 MB in chunks; 0.3 GB in one chunk of the whole pool (Q x N similarities,
+    # their int64 keys, the merge), which the bound of that chunk size still covers
+    assert chunked <= bound, (chunked, bound)
+    assert dense > 4 * bound, (dense, bound)
+    assert dense <= index_bytes(0, dim, 2, queries, n, k)
+
+
+def test_patches_per_node_is_what_the_memory_bound_allows():
     gib = 2**30
     cpu = max_patches(24 * gib)  # D = 128, float16, 256 queries, chunk 4096, k 64
     gpu = max_patches(80 * 10**9)

@@ -16,7 +16,6 @@ import torch
 from pul.boxes import iou
 from pul.crops import box_center
 from pul.mining import MinedPair, MiningConfig, choose_seed_frame, mine_clip
-from pul.models import ModelConfig, build_model
 from pul.proposals import (
     nms,
     objectness,
@@ -24,9 +23,10 @@ from pul.proposals import (
     propose_random,
     texture,
 )
+from tests.helpers import SIDE, square_scene, untrained_net
 
-SIDE = 32
-STEP = (3.0, 2.0)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FLAT_X = 260
 """Columns from here on are flat grey: nothing to track."""
 FRAMES = 17
@@ -35,44 +35,20 @@ STILL = (150.0, 30.0, float(SIDE), float(SIDE))
 
 
 def scene(jump_at: int | None = None, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
-    """Frames (BGR uint8) and the square's true boxes; from `jump_at` on the square is
-    150 px right of and 50 px above its path (out of the search region; still in the noise)."""
-    rng = np.random.default_rng(seed)
-    background = rng.integers(0, 256, (240, 400, 3), dtype=np.uint8)
-    background[:, FLAT_X:] = 128
-    blocks = rng.integers(0, 2, (SIDE // 4, SIDE // 4, 3), dtype=np.uint8) * 255
-    texture_ = np.kron(blocks, np.ones((4, 4, 1), np.uint8))
-    x, y, _, _ = (int(v) for v in STILL)
-    background[y : y + SIDE, x : x + SIDE] = texture_[::-1]  # a look-alike that never moves
-    frames, boxes = [], []
-    for t in range(FRAMES):
-        x, y = round(40 + STEP[0] * t), round(110 + STEP[1] * t)
-        if jump_at is not None and t >= jump_at:
-            x, y = x + 150, y - 50
-        frame = background.copy()
-        frame[y : y + SIDE, x : x + SIDE] = texture_
-        frames.append(frame)
-        boxes.append([x, y, SIDE, SIDE])
-    return frames, np.array(boxes, dtype=np.float64)
+    """The square from (40, 110), a flat band from FLAT_X and a still look-alike at STILL;
+    from `jump_at` on the square is 150 px right of and 50 px above its path (out of the
+    search region; still in the noise). See tests.helpers.square_scene."""
+    look_alike = (int(STILL[0]), int(STILL[1]))
+    return square_scene(FRAMES, (40, 110), seed, jump_at, flat_from=FLAT_X, look_alike=look_alike)
 
 
 def centre_error(pair: MinedPair, truth: np.ndarray) -> float:
     return float(np.hypot(*np.subtract(box_center(pair.box), box_center(truth))))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # one thread is as fast on 2 cores and much faster when another job shares them
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def net():
-    torch.manual_seed(0)
-    return build_model(ModelConfig(width=0.25))
+    return untrained_net()
 
 
 def test_seeds_on_the_target_give_right_pairs_and_a_flat_seed_none(net):

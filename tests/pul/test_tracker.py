@@ -14,46 +14,20 @@ import pytest
 import torch
 
 from pul.boxes import iou
-from pul.models import ModelConfig, build_model
 from pul.tracker import SiamFCTracker, TrackerConfig, siamdw_config
+from tests.helpers import SIDE, centre_error, square_scene, untrained_net
 
-SIDE = 32
-"""Side of the square target in pixels."""
-STEP = (3.0, 2.0)
-"""Its motion per frame (x, y) in pixels."""
 FRAMES = 40
 
 
 def scene(jump_at: int | None = None, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
-    """Frames (BGR uint8) of a square moving over noise, and its true (x, y, w, h) boxes.
-
-    jump_at: from this frame on the square is 150 px right of and 50 px above its path,
-    far outside the search region (about 128 px wide around the last position).
-    """
-    rng = np.random.default_rng(seed)
-    background = rng.integers(0, 256, (240, 400, 3), dtype=np.uint8)
-    blocks = rng.integers(0, 2, (SIDE // 4, SIDE // 4, 3), dtype=np.uint8) * 255
-    texture = np.kron(blocks, np.ones((4, 4, 1), np.uint8))
-    frames, boxes = [], []
-    for t in range(FRAMES):
-        x, y = round(40 + STEP[0] * t), round(60 + STEP[1] * t)
-        if jump_at is not None and t >= jump_at:
-            x, y = x + 150, y - 50
-        frame = background.copy()
-        frame[y : y + SIDE, x : x + SIDE] = texture
-        frames.append(frame)
-        boxes.append([x, y, SIDE, SIDE])
-    return frames, np.array(boxes, dtype=np.float64)
-
-
-def centre_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.hypot(*((a[:, :2] + a[:, 2:] / 2) - (b[:, :2] + b[:, 2:] / 2)).T)
+    """FRAMES frames of the square moving from (40, 60); see tests.helpers.square_scene."""
+    return square_scene(FRAMES, start=(40, 60), seed=seed, jump_at=jump_at)
 
 
 @pytest.fixture(scope="module")
 def net():
-    torch.manual_seed(0)
-    return build_model(ModelConfig(width=0.25))
+    return untrained_net()
 
 
 def test_follows_a_moving_square(net):

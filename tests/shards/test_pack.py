@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +12,7 @@ from jobs.pack import pack
 from shards.manifest import read_manifest
 from shards.pack_config import PackConfig
 from shards.reader import clip_stream
+from tests.helpers import pul_command, pul_killed_when
 from tests.shards.clip_fixtures import make_otb_set
 
 
@@ -102,31 +99,13 @@ def test_killed_pack_resumes_to_identical_bytes(tmp_path):
     src = make_otb_set(tmp_path / "otb", videos=12, frames=60, size=(320, 240))
     reference = _pack(src, tmp_path / "ref", clip_len=8, shard_mb=0.5)
     out = tmp_path / "out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "jobs.cli",
-        "shards",
-        "pack",
-        str(src),
-        "--out",
-        str(out),
-        "--workers",
-        "1",
-        "--no-progress",
-        "clip_len=8",
-        "shard_mb=0.5",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list((out / ".staging").glob("*.tar"))) < 3:
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    argv = ["shards", "pack", str(src), "--out", str(out), "--workers", "1", "--no-progress"]
+    argv += ["clip_len=8", "shard_mb=0.5"]
+    pul_killed_when(argv, lambda: len(list((out / ".staging").glob("*.tar"))) >= 3, 60, poll=0.01)
     staged = len(list((out / ".staging").glob("*.tar")))
     assert 3 <= staged < 12, "the kill should land mid-pack"
     assert not (out / "manifest.json").exists()  # an interrupted pack never looks finished
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(pul_command(*argv), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     resumed = read_manifest(out)
     assert [(s.name, s.sha256) for s in resumed.shards] == [
