@@ -37,8 +37,8 @@ from shards.manifest import read_manifest
 from shards.pack_config import PackConfig
 from shards.reader import SkipCounter
 from shards.synth import SynthConfig, generate
+from tests.helpers import TWO_SMALL_WORKERS
 from tests.jobs.test_mine import job_config, make_videos
-from tests.jobs.test_pul_stages import TWO_SMALL_WORKERS
 from tests.shards.damage_fixtures import flip_byte, make_pair_set
 
 CLIP_SHARD = "clips-000001.tar"

@@ -20,7 +20,7 @@ from pul.models import ModelConfig, build_model
 from pul.weights import load_weights, save_weights
 from shards.manifest import Manifest, ShardEntry, sha256_file, write_manifest
 from shards.pairs import X_OUT, Z_OUT, PairRecord, pair_sample, write_pair_shard
-from tests.jobs.test_pul_stages import TWO_SMALL_WORKERS
+from tests.helpers import TWO_SMALL_WORKERS
 
 PAIRS = 24
 
