@@ -37,20 +37,25 @@ def skipped_since_last(skips: SkipCounter) -> torch.Tensor:
 
 
 class SkipTally:
-    """The loop's running total of SKIPPED over every rank (one tiny all-reduce per step:
-    every rank calls `add` at every step, so the collectives line up)."""
+    """The loop's running total of SKIPPED over every rank. Counts stay on the device between
+    reads; the all-reduce and the host read happen only on reporting steps (the same steps
+    on every rank, so the collectives line up), not in every training step."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
+        self.pending = torch.zeros(1, dtype=torch.int64, device=device)
         self.total = 0
 
-    def add(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def add(self, batch: dict[str, torch.Tensor], report: bool) -> dict[str, float]:
         fresh = batch.get(SKIPPED)
-        count = fresh.sum() if fresh is not None else torch.zeros((), dtype=torch.int64)
-        count = count.to(self.device, torch.int64).reshape(1)
+        if fresh is not None:
+            self.pending += fresh.sum().to(self.device, torch.int64)
+        if not report:
+            return {}
         if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(count)
-        self.total += int(count.item())
+            dist.all_reduce(self.pending)
+        self.total += int(self.pending.item())
+        self.pending.zero_()
         return {SKIPPED: float(self.total)}
 
 

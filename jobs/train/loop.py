@@ -153,7 +153,8 @@ def train_loop(config: dict[str, Any]) -> None:
         optimizer.step()
 
         logger.add(step, {"loss": loss.item(), "lr": lr_at(cfg, step), **metrics})
-        logger.add(step, skipped.add(batch))
+        last = step + 1 == cfg.steps
+        logger.add(step, skipped.add(batch, report=(step + 1) % cfg.log_every == 0 or last))
         if (step + 1) % cfg.log_every == 0:
             now = time.perf_counter()
             logger.add(step, {"steps_per_s": cfg.log_every / (now - tick)})
