@@ -49,12 +49,13 @@ class EmbeddingIndex:
 @torch.no_grad()
 def build_index(
     embed: Callable[[torch.Tensor], torch.Tensor],
-    patches: np.ndarray,
+    patches: np.ndarray | torch.Tensor,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float16,
 ) -> EmbeddingIndex:
-    """Index of N x S x S x 3 uint8 patches embedded by `embed` (e.g. `SiamNet.embed`).
+    """Index of patches embedded by `embed` (e.g. `SiamNet.embed`): N x S x S x 3 uint8
+    (numpy), or N x 3 x S x S (torch, uint8 or float 0..255, already on the device).
 
     Put the model in eval mode first: batch norm in training mode would make each embedding
     depend on the rest of its batch. The index is filled in place, so peak memory is the
@@ -62,7 +63,9 @@ def build_index(
     """
     index = None
     for start in range(0, len(patches), batch_size):
-        emb = embed(to_tensor(patches[start : start + batch_size], device))  # B x D
+        part = patches[start : start + batch_size]
+        images = part.to(device).float() if torch.is_tensor(part) else to_tensor(part, device)
+        emb = embed(images)  # B x D
         if index is None:
             index = torch.empty(len(patches), emb.shape[1], dtype=dtype, device=device)
         index[start : start + len(emb)] = emb.to(device, dtype)

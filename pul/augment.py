@@ -14,6 +14,9 @@ the four jitters; a composed map has no order.
 Every operation draws its parameters for all N patches at once from the numpy Generator,
 whether or not it is applied to a patch, so the random stream, and with it the output,
 depends only on the seed and N. Patches are BGR uint8, as everywhere in this project.
+`draw_augment` makes all the draws up front, in that same order, and returns them as an
+`AugmentDraw`; `augment` also takes a given draw, which is how pul/augment_device.py (the
+same operations on a batch of tensors) is checked against this path.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ import cv2
 import numpy as np
 
 # Luma and the two chroma axes (YIQ, NTSC), columns in BGR order.
-_BGR_TO_YIQ = np.array([[0.114, 0.587, 0.299], [-0.322, -0.274, 0.596], [0.312, -0.523, 0.211]])
-_YIQ_TO_BGR = np.linalg.inv(_BGR_TO_YIQ)
+BGR_TO_YIQ = np.array([[0.114, 0.587, 0.299], [-0.322, -0.274, 0.596], [0.312, -0.523, 0.211]])
+YIQ_TO_BGR = np.linalg.inv(BGR_TO_YIQ)
 
 
 @dataclass
@@ -71,6 +74,49 @@ class AugmentConfig:
             )
 
 
+@dataclass
+class AugmentDraw:
+    """The random parameters of one augmentation pass over N patches (arrays of length N)."""
+
+    scale: np.ndarray
+    """Stretch factor about the patch centre, in 1 +/- stretch."""
+    flip: np.ndarray
+    """bool: mirrored left to right."""
+    colour: np.ndarray
+    """bool: the colour distortion is applied."""
+    hue: np.ndarray
+    """Rotation of the chroma plane, radians."""
+    saturation: np.ndarray
+    """Chroma scale factor."""
+    brightness: np.ndarray
+    """Factor on all channels."""
+    contrast: np.ndarray
+    """Factor on the spread about the mean luma."""
+    gray: np.ndarray
+    """bool: turned gray."""
+    blur: np.ndarray
+    """bool: blurred."""
+    sigma: np.ndarray
+    """Standard deviation of the blur, pixels."""
+
+
+def draw_augment(n: int, rng: np.random.Generator, cfg: AugmentConfig) -> AugmentDraw:
+    """All random parameters of `augment` for n patches, in the order it has always drawn
+    them (stretch, flip, colour, gray, blur), so a seed gives the same views as before."""
+    return AugmentDraw(
+        scale=1.0 + rng.uniform(-cfg.stretch, cfg.stretch, n),
+        flip=rng.random(n) < cfg.flip_prob,
+        colour=rng.random(n) < cfg.colour_prob,
+        hue=rng.uniform(-cfg.hue, cfg.hue, n) * 2 * np.pi,
+        saturation=rng.uniform(1 - cfg.saturation, 1 + cfg.saturation, n),
+        brightness=rng.uniform(1 - cfg.brightness, 1 + cfg.brightness, n),
+        contrast=rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, n),
+        gray=rng.random(n) < cfg.gray_prob,
+        blur=rng.random(n) < cfg.blur_prob,
+        sigma=rng.uniform(cfg.blur_sigma_min, cfg.blur_sigma_max, n),
+    )
+
+
 def two_views(
     patches: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -78,23 +124,31 @@ def two_views(
     return augment(patches, rng, cfg), augment(patches, rng, cfg)
 
 
-def augment(patches: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
-    """One augmented view of N x S x S x 3 uint8 patches; the input is not modified."""
+def augment(
+    patches: np.ndarray,
+    rng: np.random.Generator | None,
+    cfg: AugmentConfig,
+    draw: AugmentDraw | None = None,
+) -> np.ndarray:
+    """One augmented view of N x S x S x 3 uint8 patches; the input is not modified.
+
+    draw: the random parameters to apply (then rng is not used); None draws them from rng.
+    """
     if patches.ndim != 4 or patches.shape[3] != 3 or patches.dtype != np.uint8:
         raise ValueError(f"patches must be N x H x W x 3 uint8, got {patches.shape}")
-    out = _stretch_and_flip(patches, rng, cfg)
-    _colour(out, rng, cfg)
-    _gray(out, rng, cfg)
-    _blur(out, rng, cfg)
+    if draw is None:
+        draw = draw_augment(len(patches), rng, cfg)
+    out = _stretch_and_flip(patches, draw)
+    _colour(out, draw)
+    _gray(out, draw)
+    _blur(out, draw)
     return out
 
 
-def _stretch_and_flip(
-    patches: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
-) -> np.ndarray:
+def _stretch_and_flip(patches: np.ndarray, draw: AugmentDraw) -> np.ndarray:
     n, h, w, _ = patches.shape
-    scale = 1.0 + rng.uniform(-cfg.stretch, cfg.stretch, n)
-    flip = np.where(rng.random(n) < cfg.flip_prob, -1.0, 1.0)
+    scale = draw.scale
+    flip = np.where(draw.flip, -1.0, 1.0)
     cx, cy = (w - 1) / 2, (h - 1) / 2  # centre in OpenCV's pixel-centre coordinates
     out = np.empty_like(patches)
     for i in range(n):
@@ -106,40 +160,33 @@ def _stretch_and_flip(
     return out
 
 
-def _colour(views: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> None:
+def _colour(views: np.ndarray, draw: AugmentDraw) -> None:
     # In place on N x S x S x 3: one 3x4 colour matrix per patch, one cv2.transform call.
-    n = len(views)
-    apply = rng.random(n) < cfg.colour_prob
-    angle = rng.uniform(-cfg.hue, cfg.hue, n) * 2 * np.pi
-    sat = rng.uniform(1 - cfg.saturation, 1 + cfg.saturation, n)
-    bright = rng.uniform(1 - cfg.brightness, 1 + cfg.brightness, n)
-    contrast = rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, n)
-    idx = np.flatnonzero(apply)
+    angle, sat, bright, contrast = draw.hue, draw.saturation, draw.brightness, draw.contrast
+    idx = np.flatnonzero(draw.colour)
     chroma = np.zeros((idx.size, 3, 3))  # M x 3 x 3 in YIQ: luma kept, chroma turned, scaled
     chroma[:, 0, 0] = 1
     cos, sin = np.cos(angle[idx]) * sat[idx], np.sin(angle[idx]) * sat[idx]
     chroma[:, 1, 1], chroma[:, 1, 2], chroma[:, 2, 1], chroma[:, 2, 2] = cos, -sin, sin, cos
-    gain = (contrast[idx] * bright[idx])[:, None, None] * (_YIQ_TO_BGR @ chroma @ _BGR_TO_YIQ)
+    gain = (contrast[idx] * bright[idx])[:, None, None] * (YIQ_TO_BGR @ chroma @ BGR_TO_YIQ)
     # Contrast pivots on the mean luma of the brightened patch (chroma leaves luma alone).
     mean_bgr = np.array([cv2.mean(views[i])[:3] for i in idx]).reshape(-1, 3)  # M x 3
-    pivot = (1 - contrast[idx]) * bright[idx] * (mean_bgr @ _BGR_TO_YIQ[0])  # M
+    pivot = (1 - contrast[idx]) * bright[idx] * (mean_bgr @ BGR_TO_YIQ[0])  # M
     maps = np.concatenate([gain, np.repeat(pivot[:, None, None], 3, axis=1)], axis=2)  # M x 3 x 4
     for i, m in zip(idx, maps, strict=True):
         cv2.transform(views[i], m, views[i])
 
 
-def _gray(views: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> None:
-    idx = np.flatnonzero(rng.random(len(views)) < cfg.gray_prob)
+def _gray(views: np.ndarray, draw: AugmentDraw) -> None:
+    idx = np.flatnonzero(draw.gray)
     if idx.size:
         gray = _stacked(views[idx], cv2.COLOR_BGR2GRAY)  # M x S x S
         views[idx] = gray[..., None]
 
 
-def _blur(views: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> None:
-    n = len(views)
-    apply = rng.random(n) < cfg.blur_prob
-    sigma = rng.uniform(cfg.blur_sigma_min, cfg.blur_sigma_max, n)
-    for i in np.flatnonzero(apply):
+def _blur(views: np.ndarray, draw: AugmentDraw) -> None:
+    sigma = draw.sigma
+    for i in np.flatnonzero(draw.blur):
         # ksize (0, 0): OpenCV sizes the kernel from sigma (about 6 sigma + 1).
         cv2.GaussianBlur(views[i], (0, 0), sigma[i], views[i], sigma[i], cv2.BORDER_REFLECT_101)
 

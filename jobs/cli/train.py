@@ -41,7 +41,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="train a tracker (Ray Train + MLflow)",
         description="Training stages run on Ray Train (DDP over CPU workers here, GPUs on a "
         "cluster), checkpoint every train.checkpoint_every steps, and log to MLflow. Rerunning "
-        "with the same --run-dir resumes from the latest checkpoint. `pul config show STAGE` "
+        "with the same --run-dir resumes from the latest checkpoint. train.launcher=local "
+        "trains in this process instead (alone, or one rank per process under torchrun), "
+        "with the same checkpoints; `python -m jobs.train.standalone` does that without "
+        "Ray or MLflow at all (metrics to RUN_DIR/metrics.jsonl). `pul config show STAGE` "
         "lists every setting.",
     )
     sub = train.add_subparsers(dest="train_command", metavar="STAGE", required=True)

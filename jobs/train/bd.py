@@ -1,15 +1,18 @@
 """Stage 1, background discrimination (BD): contrastive learning on patches of unlabeled video.
 
-Each rank keeps a pool of patches cut from random frames of its clip stream. Once per pool
-("epoch") the pool is embedded with the current network and indexed; mini-batches are an
-anchor and its nearest neighbours (AHM), or random patches (RSS, the ablation). Two
-augmented views of every patch feed InfoNCE, with negatives gathered from all ranks.
+Each rank keeps a pool of patches cut from random frames of its clip stream by its loader
+processes (patch_chunks.py). Once per pool ("epoch") the pool is embedded with the current
+network and indexed; mini-batches are an anchor and its nearest neighbours (AHM), or random
+patches (RSS, the ablation). Two augmented views of every patch (made on the trainer's GPU,
+or by the loader processes on CPUs: train.augment_on) feed InfoNCE, with negatives gathered
+from all ranks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -18,16 +21,19 @@ import torch
 from torch import nn
 
 from jobs.train.config import Tracked, TrainConfig
-from jobs.train.damage import SKIPPED, skip_counter, skipped_since_last
+from jobs.train.damage import SKIPPED, skip_counter
+from jobs.train.loading import chunks, fill_pool
+from jobs.train.loop import Loader
 from jobs.train.pair_stream import stream_seed
+from jobs.train.patch_chunks import PatchChunks
 from jobs.train.pictures import ahm_picture
-from jobs.train.shared import draw_pool, embed_pool, export_net, to_chw, unwrap
+from jobs.train.shared import embed_pool, export_net, unwrap
 from pul.ahm import ahm_batches
-from pul.augment import AugmentConfig, two_views
+from pul.augment import AugmentConfig
+from pul.augment_device import two_views_batch
 from pul.contrastive import info_nce
 from pul.models import ModelConfig, SiamNet, build_model
 from pul.patches import PatchConfig
-from shards.reader import clip_stream
 
 
 @dataclass
@@ -84,27 +90,42 @@ class BDStage:
     def build_model(self) -> Embedder:
         return Embedder(build_model(self.cfg.model))
 
-    def batches(self, start_step: int, model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
-        cfg = self.cfg
+    def batches(
+        self, start_step: int, model: nn.Module, loader: Loader
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Loader processes cut patches (patch_chunks.py); here, on the device: the pool's
+        AHM index and each batch's two augmented views."""
+        cfg, device = self.cfg, loader.device
         seed = stream_seed(cfg.train.seed, start_step)
-        rng = np.random.default_rng(seed)
-        skips = skip_counter(cfg.train)
-        stream = clip_stream(cfg.data, resampled=True, shuffle=cfg.shuffle, seed=seed, skips=skips)
-        clips = iter(stream)
+        rng = np.random.default_rng(seed)  # AHM's anchors (host)
+        generator = torch.Generator(device).manual_seed(seed)  # the views (device)
+        chunk = max(cfg.patches_per_frame, min(256, cfg.pool // max(1, loader.workers)))
+        views = None if loader.augment_on_device else cfg.augment
+        dataset = PatchChunks(
+            cfg.data, seed, cfg.shuffle, chunk, cfg.patches_per_frame, cfg.patches,
+            partial(skip_counter, cfg.train), views,
+        )  # fmt: skip
+        source = chunks(dataset, loader)
         while True:
-            pool = draw_pool(clips, cfg.pool, cfg.patches_per_frame, cfg.patches, rng, skips)
-            index = embed_pool(unwrap(model).net, pool)
+            pool, skipped = fill_pool(source, cfg.pool, device)
+            patches = pool["patches"]
+            index = embed_pool(unwrap(model).net, patches)
             for idx in ahm_batches(index, cfg.train.batch_size, rng, cfg.strategy):
-                a, b = two_views(pool[idx], rng, cfg.augment)
-                yield {"a": to_chw(a), "b": to_chw(b), SKIPPED: skipped_since_last(skips)}
+                picked = torch.as_tensor(idx, device=device)
+                if views is None:
+                    a, b = two_views_batch(patches[picked], cfg.augment, generator)
+                else:  # made by the loader processes
+                    a, b = pool["a"][picked], pool["b"][picked]
+                yield {"a": a, "b": b, SKIPPED: torch.tensor(skipped)}
+                skipped = 0
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]):
         views = torch.cat([batch["a"], batch["b"]]).float()  # one forward: DDP-friendly
-        emb = model(views)  # 2N x D
+        emb = model(views).float()  # 2N x D
         a, b = emb.chunk(2)
         loss = info_nce(a, b, self.cfg.tau)
         with torch.no_grad():
-            pos = (a * b).sum(dim=1).mean().item()
+            pos = (a * b).sum(dim=1).mean()  # stays on the device until a log step
         return loss, {"pos_sim": pos}
 
     def export(self, model: nn.Module, folder: str) -> None:

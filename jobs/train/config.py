@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass
@@ -35,13 +37,33 @@ class TrainConfig:
     weight_decay: float = 5e-4
     """SGD weight decay."""
     workers: int = 2
-    """Ray Train workers (DDP ranks): CPU processes here, one per GPU on a cluster."""
+    """Ray Train workers (DDP ranks): CPU processes here, one per GPU on a cluster. With
+    launcher=local the launcher decides (torchrun --nproc_per_node; one process alone)."""
+    launcher: Literal["ray", "local"] = "ray"
+    """ray: Ray Train workers (local Ray here, the allocation's Ray on Slurm). local: this
+    process runs the loop itself, alone or as one rank of torchrun (RANK, WORLD_SIZE from
+    the environment); no Ray needed."""
     cpus_per_worker: float = 1.0
     """CPUs Ray reserves per worker; fractions let several workers share a CPU."""
     use_gpu: bool = False
     """One GPU per worker, NCCL instead of gloo."""
-    loader_workers: int = 0
-    """DataLoader processes per worker decoding and cropping (0: in the training process)."""
+    loader_workers: int = -1
+    """DataLoader processes per rank that read and decode the shards (0: in the training
+    process; -1: from the node's CPUs, one less than its share per rank, at most 8)."""
+    prefetch: int = 4
+    """Loads each DataLoader process keeps ready ahead of the trainer."""
+    augment_on: Literal["auto", "device", "loader"] = "auto"
+    """Where stages 1 and 3 cut their crops and augment them: device (batched on the
+    trainer's GPU, each batch freshly), loader (OpenCV in the DataLoader processes, once per
+    pool), or auto: device on CUDA, loader on CPUs (where OpenCV is 10-20x faster than
+    batched torch)."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Autocast of the forward pass: auto is bf16 on CUDA devices that support it, fp32
+    elsewhere."""
+    channels_last: Literal["auto", "always", "never"] = "auto"
+    """NHWC memory layout of the network: auto is on CUDA only."""
+    compile: bool = False
+    """torch.compile the network (pays on long GPU runs, after a compile of minutes)."""
     checkpoint_every: int = 200
     """Steps between checkpoints (and the last step always)."""
     log_every: int = 20
@@ -67,8 +89,12 @@ class TrainConfig:
             raise ValueError(f"need 0 < lr_end <= lr, got lr={self.lr}, lr_end={self.lr_end}")
         if self.cpus_per_worker <= 0:
             raise ValueError(f"cpus_per_worker must be positive, got {self.cpus_per_worker}")
-        if self.loader_workers < 0 or self.max_failures < -1 or self.warmup_steps < 0:
-            raise ValueError("loader_workers and warmup_steps must be >= 0, max_failures >= -1")
+        if self.loader_workers < -1 or self.max_failures < -1 or self.warmup_steps < 0:
+            raise ValueError(
+                "need loader_workers >= -1 (-1: auto), warmup_steps >= 0, max_failures >= -1"
+            )
+        if self.prefetch < 1:
+            raise ValueError(f"prefetch must be at least 1, got {self.prefetch}")
         if not 0 <= self.max_damaged <= 1 or self.max_damaged_floor < 0:
             raise ValueError(
                 f"need 0 <= max_damaged <= 1 and max_damaged_floor >= 0, got "
@@ -83,3 +109,13 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     span = max(1, cfg.steps - 1 - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     return cfg.lr * (cfg.lr_end / cfg.lr) ** progress
+
+
+def loader_workers(cfg: TrainConfig, ranks_on_node: int) -> int:
+    """DataLoader processes per rank: the setting, or (-1) the node's CPUs shared by its
+    ranks, less the rank's own training thread, at most 8 (decoding scales no further
+    than the trainer consumes)."""
+    if cfg.loader_workers >= 0:
+        return cfg.loader_workers
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(8, (cpus or 1) // max(1, ranks_on_node) - 1))

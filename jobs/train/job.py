@@ -13,32 +13,25 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from jobs.config import dump_yaml, save_config, to_dict
+from jobs.config import to_dict
 from jobs.errors import JobError
 from jobs.tracking.runs import code_version, log_params, resolve_uri, tracked_run
-from jobs.train.bd import BDConfig, BDStage
 from jobs.train.damage import mark_damaged_run
 from jobs.train.runner import fit
+from jobs.train.sessions import distributed_place
 from jobs.train.shared import MODEL_FILE
-from jobs.train.supervised import SupervisedConfig, SupervisedStage
-from jobs.train.tc import TCConfig, TCStage
-from shards.manifest import read_manifest, shard_paths
-from shards.reader import clip_stream
+from jobs.train.stages import (
+    CONFIG_FILE,
+    DONE_FILE,
+    STAGES,
+    check_data,
+    claim_run_dir,
+)
+from jobs.train.supervised import SupervisedConfig
+from shards.manifest import read_manifest
 
+__all__ = ["STAGES", "check_data", "run_stage", "train_stage", "train_supervised"]
 log = logging.getLogger(__name__)
-CONFIG_FILE = "config.yaml"
-DONE_FILE = "DONE"
-
-
-STAGES: dict[str, tuple[type, type]] = {
-    "supervised": (SupervisedConfig, SupervisedStage),
-    "bd": (BDConfig, BDStage),
-    "tc": (TCConfig, TCStage),
-}
-"""Stage name -> (its config class, its Stage class)."""
-DATA_KINDS = {"supervised": "clips", "bd": "clips", "tc": "pairs"}
-"""Stage name -> the manifest kind of the shard set it trains on."""
-KIND_MAKERS = {"clips": "pul shards pack", "pairs": "pul mine"}
 
 
 def train_supervised(cfg: SupervisedConfig, run_dir: str | Path) -> Path:
@@ -62,37 +55,15 @@ def train_stage(
     return run_stage(name, STAGES[name][1](cfg), cfg, cfg.data, Path(run_dir), tags)
 
 
-def check_data(name: str, data: str) -> None:
-    """Refuse, before anything starts, a shard set of the wrong kind for stage `name` (a
-    stage fed the other kind would fail on every worker, retry and end in a traceback), and
-    unlabeled clips for the supervised baseline (it would never find a pair to train on)."""
-    manifest = read_manifest(data)
-    wanted = DATA_KINDS[name]
-    if manifest.kind != wanted:
-        raise JobError(
-            f"pul train {name} needs {wanted} shards ({KIND_MAKERS[wanted]}), but {data} "
-            f"holds {manifest.kind}"
-        )
-    if name == "supervised" and manifest.shards and not _labeled(shard_paths(data)[0]):
-        raise JobError(
-            f"pul train supervised needs labeled clips (ground-truth boxes), but the first "
-            f"shard of {data} has none (packed from unlabeled video?); pul train bd learns "
-            "from unlabeled clips"
-        )
-
-
-def _labeled(shard: Path) -> bool:
-    """Whether any clip of this shard carries a ground-truth box (reads no frame)."""
-    return any(
-        any(box is not None for box in clip.meta.get("gt") or []) for clip in clip_stream([shard])
-    )
-
-
 def run_stage(
     name: str, stage: Any, cfg: Any, data: str, run_dir: Path, tags: dict[str, str] | None = None
 ) -> Path:
     manifest = read_manifest(data)  # refuses a missing or unfinished shard set up front
-    _claim_run_dir(run_dir, cfg)
+    if cfg.train.launcher == "local" and distributed_place()[0] != 0:
+        # one rank of torchrun: rank 0 keeps the run folder and the MLflow run
+        fit(stage, cfg.train, run_dir, None, label=name)
+        return run_dir / MODEL_FILE
+    claim_run_dir(run_dir, cfg)
     if (run_dir / DONE_FILE).exists():
         log.info("%s already finished; its model is %s", run_dir, run_dir / MODEL_FILE)
         return run_dir / MODEL_FILE
@@ -137,12 +108,3 @@ def _register(model_file: Path, uri: str, run_id: str, run_dir: Path, tags: dict
     log.info("registered %s version %s (alias candidate)", name, version)
 
 
-def _claim_run_dir(run_dir: Path, cfg: Any) -> None:
-    """A run folder belongs to one config: rerunning it resumes, another config is refused."""
-    saved = run_dir / CONFIG_FILE
-    if saved.exists() and saved.read_text() != dump_yaml(cfg):
-        raise JobError(
-            f"{run_dir} holds a run with a different config; choose another --run-dir "
-            f"(or compare with {saved})"
-        )
-    save_config(cfg, saved)

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, get_worker_info
 
 from jobs.train.damage import SKIPPED
+from jobs.train.loading import unwrapped_errors
 from pul.pairs import PairConfig, make_pair
 from shards.reader import Clip, SkipCounter, clip_stream
 
@@ -83,6 +84,8 @@ def pair_batches(
     shuffle: int = 64,
     boxes_of: BoxesOf = ground_truth_boxes,
     skips: SkipCounter | None = None,
+    pin_memory: bool = False,
+    prefetch: int = 2,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """An endless stream of batches; every rank draws its own seeded stream of shards.
 
@@ -102,6 +105,8 @@ def pair_batches(
         batch_size=batch_size,
         num_workers=loader_workers,
         persistent_workers=loader_workers > 0,
+        pin_memory=pin_memory,
+        prefetch_factor=prefetch if loader_workers > 0 else None,
     )
     while True:
-        yield from loader
+        yield from unwrapped_errors(iter(loader))

@@ -13,7 +13,6 @@ overrides a launcher's "ignore SIGINT"), is never installed; the main thread wai
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
@@ -33,22 +32,15 @@ from ray.train.torch import TorchTrainer
 from jobs.errors import JobError
 from jobs.runtime import connect_ray
 from jobs.stopping import Stopped, reclaim_stop_signals, stop_handlers, stop_signals_raise
+from jobs.train.checkpoints import checkpoint_root
 from jobs.train.config import TrainConfig
-from jobs.train.loop import (
-    PROGRESS_FILE,
-    STOP_FILE,
-    Stage,
-    checkpoint_root,
-    complete_checkpoints,
-    train_loop,
-)
+from jobs.train.local import fit_local
+from jobs.train.loop import Stage, train_loop
+from jobs.train.outcome import TrainingError, clear_outcome, raise_if_stopped, stopped_line
 from shards.errors import ShardError
 
+__all__ = ["TrainingError", "fit", "stopped_line"]
 log = logging.getLogger(__name__)
-
-
-class TrainingError(Exception):
-    """Training stopped without a usable result (non-finite loss, repeated failures)."""
 
 
 def fit(
@@ -59,7 +51,9 @@ def fit(
     label: str = "train",
 ) -> Path:
     """Train to `cfg.steps` and return the folder of the final checkpoint; `label` names
-    the stage in the progress lines."""
+    the stage in the progress lines. train.launcher=local trains in this process instead."""
+    if cfg.launcher == "local":
+        return fit_local(stage, cfg, run_dir, mlflow_target, label)
     handlers = stop_handlers()
     connect_ray()
     reclaim_stop_signals(handlers)  # ray.init's own would make SIGTERM exit 15 at once
@@ -85,9 +79,7 @@ def fit(
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
-    stop_file = run_dir / STOP_FILE
-    stop_file.unlink(missing_ok=True)
-    (run_dir / PROGRESS_FILE).unlink(missing_ok=True)
+    clear_outcome(run_dir)
     try:
         result = _fit_until_stopped(trainer, run_dir, cfg)
     except WorkerGroupError as err:
@@ -97,12 +89,7 @@ def fit(
         if not user:
             raise
         raise user[0] from None
-    if stop_file.exists():
-        stop = json.loads(stop_file.read_text())
-        raise TrainingError(
-            f"loss became {stop['loss']} at step {stop['step']}; training stopped on every rank "
-            "(try a lower train.lr)"
-        )
+    raise_if_stopped(run_dir)
     return _final_checkpoint(result.metrics or {}, result.checkpoint, cfg)
 
 
@@ -140,27 +127,6 @@ def _end_workers() -> None:
         ray.shutdown()
     except Exception as err:  # stopping anyway; say why it may not have been clean
         log.warning("Ray did not shut down cleanly: %s: %s", type(err).__name__, err)
-
-
-def stopped_line(run_dir: Path, cfg: TrainConfig) -> str:
-    """The one line a stopped run prints: the step it reached, the checkpoint it keeps."""
-    kept = complete_checkpoints(checkpoint_root(run_dir))
-    kept_step = kept[-1][0] if kept else 0
-    try:
-        reached = int(json.loads((run_dir / PROGRESS_FILE).read_text())["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        reached = 0
-    reached = max(reached, kept_step)
-    if not kept:
-        return (
-            f"pul: stopped at step {reached}; no checkpoint yet in {run_dir} (the first is "
-            f"saved at step {min(cfg.checkpoint_every, cfg.steps)}); rerun the same command "
-            "to start again"
-        )
-    return (
-        f"pul: stopped at step {reached}; checkpoint of step {kept_step} kept in {run_dir}; "
-        "rerun the same command to resume"
-    )
 
 
 def _final_checkpoint(metrics: dict[str, Any], checkpoint: Any, cfg: TrainConfig) -> Path:

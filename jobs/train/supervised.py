@@ -14,6 +14,7 @@ import torch
 
 from jobs.train.config import Tracked, TrainConfig
 from jobs.train.damage import skip_counter
+from jobs.train.loop import Loader
 from jobs.train.pair_stream import pair_batches, stream_seed
 from jobs.train.pictures import response_picture
 from jobs.train.shared import export_net, unwrap
@@ -53,7 +54,9 @@ class SupervisedStage:
         model.projection = None  # no contrastive loss here; DDP rejects unused parameters
         return model
 
-    def batches(self, start_step: int, model: torch.nn.Module) -> Iterator[dict[str, torch.Tensor]]:
+    def batches(
+        self, start_step: int, model: torch.nn.Module, loader: Loader
+    ) -> Iterator[dict[str, torch.Tensor]]:
         cfg = self.cfg
         seed = stream_seed(cfg.train.seed, start_step)
         return pair_batches(
@@ -61,16 +64,18 @@ class SupervisedStage:
             cfg.pairs,
             cfg.train.batch_size,
             seed,
-            cfg.train.loader_workers,
+            loader.workers,
             cfg.shuffle,
             skips=skip_counter(cfg.train),
+            pin_memory=loader.pin_memory,
+            prefetch=loader.prefetch,
         )
 
     def loss(
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, float]]:
         logits = model(batch["z"].float(), batch["x"].float())
-        loss = balanced_bce(logits, batch["offset"], radius=self.cfg.label_radius)
+        loss = balanced_bce(logits.float(), batch["offset"], radius=self.cfg.label_radius)
         return loss, {}
 
     def export(self, model: torch.nn.Module, folder: str) -> None:

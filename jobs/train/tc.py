@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -24,21 +25,26 @@ from torch import nn
 
 from jobs.errors import JobError
 from jobs.train.config import Tracked, TrainConfig
-from jobs.train.damage import SKIPPED, skip_counter, skipped_since_last
+from jobs.train.damage import SKIPPED, skip_counter
+from jobs.train.loading import chunks, fill_pool
+from jobs.train.loop import Loader
+from jobs.train.pair_chunks import CropsInLoader, PairChunks
 from jobs.train.pair_stream import stream_seed
 from jobs.train.pictures import plot_responses
-from jobs.train.shared import READ_BOUND, embed_pool, export_net, to_chw, unwrap
+from jobs.train.shared import embed_pool, export_net, to_chw, unwrap
 from pul.ahm import ahm_batches
-from pul.augment import AugmentConfig, two_views
+from pul.augment import AugmentConfig
+from pul.augment_device import two_views_batch
 from pul.contrastive import info_nce
-from pul.crops import box_center, context_size, crop_and_resize
+from pul.crops import context_size
 from pul.losses import LossConfig, response_loss, sigma_from_cycle_errors
 from pul.models import ModelConfig, SiamNet, build_model
 from pul.pairs import PairConfig, make_pair
+from pul.pairs_device import exemplars_batch, make_pairs_batch
 from pul.weights import load_weights
 from shards.errors import ShardError
 from shards.manifest import Manifest, read_manifest
-from shards.pairs import PairSample, decode_pair, decode_record
+from shards.pairs import PairRecord, decode_pair, decode_record
 from shards.reader import SkipCounter, clip_stream
 
 
@@ -130,45 +136,67 @@ class TCStage:
         limit = round(self.cfg.gap_start + progress * (self.cfg.gap_end - self.cfg.gap_start))
         return max(limit, self.min_gap)
 
-    def batches(self, start_step: int, model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
-        cfg = self.cfg
+    def batches(
+        self, start_step: int, model: nn.Module, loader: Loader
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Loader processes read and decode pairs (pair_chunks.py); here, on the device:
+        the pool's templates, their AHM index, and each batch's crops and views."""
+        cfg, device = self.cfg, loader.device
         seed = stream_seed(cfg.train.seed, start_step)
-        rng = np.random.default_rng(seed)
-        skips = skip_counter(cfg.train)  # a crop failing its CRC-32 is skipped in the stream
-        pairs = iter(pair_stream(cfg.data, cfg.shuffle, seed, skips=skips))
+        rng = np.random.default_rng(seed)  # AHM's anchors (host)
+        generator = torch.Generator(device).manual_seed(seed)  # crops, views (device)
+        gap_limit = torch.full((1,), self.gap_limit(start_step), dtype=torch.int32)
+        chunk = max(1, min(64, cfg.pool // max(1, loader.workers)))
+        views = cfg.augment if cfg.contrastive_weight > 0 else None
+        crops = None if loader.augment_on_device else CropsInLoader(cfg.pairs, views)
+        dataset = PairChunks(
+            cfg.data, seed, cfg.shuffle, chunk, gap_limit.share_memory_(), self.sigma_px,
+            partial(skip_counter, cfg.train), crops,
+        )  # fmt: skip
+        source = chunks(dataset, loader)
         step = start_step
         while True:
-            limit = self.gap_limit(step)
-            pool = _near_pairs(pairs, cfg.pool, limit)
-            templates = np.stack([exemplar(p, cfg.pairs) for p in pool])
+            gap_limit[0] = self.gap_limit(step)
+            pool, skipped = fill_pool(source, cfg.pool, device)
+            if crops is None:
+                templates = exemplars_batch(
+                    pool["z"], pool["z_box"], cfg.pairs.exemplar, cfg.pairs.context
+                )
+            else:
+                templates = pool["template"]
             index = embed_pool(unwrap(model).net, templates)
             for idx in ahm_batches(index, cfg.train.batch_size, rng, cfg.strategy):
-                batch = self._batch([pool[i] for i in idx], templates[idx], rng)
-                yield {**batch, SKIPPED: skipped_since_last(skips)}
-                step += 1
+                picked = torch.as_tensor(idx, device=device)
+                if crops is None:
+                    batch = self._batch(pool, templates, picked, generator)
+                else:
+                    batch = _picked(pool, picked)
+                yield {**batch, SKIPPED: torch.tensor(skipped)}
+                skipped, step = 0, step + 1
 
-    def _batch(self, pool: list[PairSample], templates: np.ndarray, rng) -> dict[str, torch.Tensor]:
+    def _batch(
+        self,
+        pool: dict[str, torch.Tensor],
+        templates: torch.Tensor,
+        idx: torch.Tensor,
+        generator: torch.Generator,
+    ) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        made = [
-            make_pair(p.z, np.array(p.record.z_box), p.x, np.array(p.record.x_box), cfg.pairs, rng)
-            for p in pool
-        ]
-        batch = {
-            "z": to_chw(np.stack([m[0] for m in made])),
-            "x": to_chw(np.stack([m[1] for m in made])),
-            "offset": torch.from_numpy(np.stack([m[2] for m in made])),
-            "sigma": torch.tensor([self.sigma_px(p) for p in pool], dtype=torch.float32),
-        }
+        z, x, offset = make_pairs_batch(
+            pool["z"][idx], pool["z_box"][idx], pool["x"][idx], pool["x_box"][idx], cfg.pairs,
+            generator,
+        )  # fmt: skip
+        batch = {"z": z, "x": x, "offset": offset, "sigma": pool["sigma"][idx]}
         if cfg.contrastive_weight > 0:
-            a, b = two_views(templates, rng, cfg.augment)
-            batch["views"] = to_chw(np.concatenate([a, b]))
+            a, b = two_views_batch(templates[idx], cfg.augment, generator)
+            batch["views"] = torch.cat([a, b])
         return batch
 
-    def sigma_px(self, pair: PairSample) -> float:
+    def sigma_px(self, record: PairRecord) -> float:
         """The pair's noise std in search-crop pixels."""
         if self.noise_rel is None:
             return self.cfg.loss.noise_px()
-        w, h = pair.record.x_box[2:]
+        w, h = record.x_box[2:]
         # the search crop shows the box at exemplar / context_size pixels per box pixel
         return (
             self.noise_rel
@@ -181,14 +209,16 @@ class TCStage:
         cfg = self.cfg
         views = batch["views"].float() if "views" in batch else None
         logits, emb = model(batch["z"].float(), batch["x"].float(), views)
+        # the losses in fp32 whatever the forward's precision (log-likelihoods of small
+        # probabilities lose their digits in bf16)
         nr = response_loss(
-            cfg.loss.kind, logits, batch["offset"], batch["sigma"], radius=cfg.loss.radius
+            cfg.loss.kind, logits.float(), batch["offset"], batch["sigma"], radius=cfg.loss.radius
         )
-        metrics = {"loss_response": nr.item()}
+        metrics = {"loss_response": nr.detach()}  # read on the host at log steps only
         if emb is None:
             return nr, metrics
-        contrastive = info_nce(*emb.chunk(2), cfg.tau)
-        metrics["loss_contrastive"] = contrastive.item()
+        contrastive = info_nce(*emb.float().chunk(2), cfg.tau)
+        metrics["loss_contrastive"] = contrastive.detach()
         return nr + cfg.contrastive_weight * contrastive, metrics
 
     def export(self, model: nn.Module, folder: str) -> None:
@@ -211,6 +241,14 @@ class TCStage:
         return plot_responses(
             model_file, samples, run_dir / "responses.png", self.cfg.pairs.instance
         )
+
+
+def _picked(pool: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A batch of pairs the loader processes cut already (CropsInLoader)."""
+    batch = {key: pool[key][idx] for key in ("z", "x", "offset", "sigma")}
+    if "a" in pool:
+        batch["views"] = torch.cat([pool["a"][idx], pool["b"][idx]])
+    return batch
 
 
 STAGE_ADDS = ("projection.",)
@@ -285,34 +323,3 @@ def relative_noise(data: str, manifest: Manifest) -> float:
         return float(sigma_from_cycle_errors(errors, max_error_px=threshold))
     except ValueError:  # errors crowd the threshold: the truncation cannot be undone
         return float(sigma_from_cycle_errors(errors))
-
-
-def exemplar(pair: PairSample, cfg: PairConfig) -> np.ndarray:
-    """The pair's template as the tracker would see it (no augmentation)."""
-    box = pair.record.z_box
-    return crop_and_resize(
-        pair.z, box_center(box), context_size(box[2], box[3], cfg.context), cfg.exemplar
-    )
-
-
-def _near_pairs(pairs: Iterator[PairSample], count: int, limit: int) -> list[PairSample]:
-    """The pool: the next `count` pairs whose gap is within the curriculum's `limit`."""
-    pool = _take(pairs, count, lambda p: p.record.gap <= limit)
-    if len(pool) < count:
-        raise JobError(
-            f"only {len(pool)} of {READ_BOUND * count} pairs read have a gap of at most "
-            f"{limit} frames, and a pool needs {count}: lower pool or raise gap_start"
-        )
-    return pool
-
-
-def _take(items: Iterator, count: int, keep=lambda item: True) -> list:
-    """Up to `count` items that `keep`, reading at most READ_BOUND x count: fewer when the
-    stream holds too few of them (it is endless, so it would otherwise spin forever)."""
-    taken = []
-    for item in itertools.islice(items, READ_BOUND * count):
-        if keep(item):
-            taken.append(item)
-            if len(taken) == count:
-                break
-    return taken

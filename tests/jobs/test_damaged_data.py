@@ -12,7 +12,6 @@ import itertools
 import json
 import tarfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -27,8 +26,11 @@ from jobs.pack import pack
 from jobs.train.bd import BDConfig, BDStage
 from jobs.train.damage import DAMAGED_TAG, SKIPPED
 from jobs.train.job import train_stage
+from jobs.train.loading import chunks
+from jobs.train.loop import Loader
+from jobs.train.pair_chunks import PairChunks
 from jobs.train.pair_stream import pair_batches
-from jobs.train.tc import TCConfig, TCStage, _near_pairs, relative_noise
+from jobs.train.tc import TCConfig, TCStage, relative_noise
 from pul.losses import sigma_from_cycle_errors
 from pul.models import ModelConfig, build_model
 from pul.pairs import PairConfig
@@ -42,6 +44,8 @@ from tests.jobs.test_mine import job_config, make_videos
 from tests.shards.damage_fixtures import flip_byte, make_pair_set
 
 CLIP_SHARD = "clips-000001.tar"
+IN_PROCESS = Loader(workers=0, prefetch=2, device=torch.device("cpu"))
+"""What a rank of the 2-worker runs below uses on 2 CPUs (loader_workers=-1: none)."""
 
 
 def damage_every_frame(clips: Path, shard: str) -> str:
@@ -92,7 +96,7 @@ def replayed_skips(stage, steps: int, monkeypatch, ranks: int = 2) -> int:
     monkeypatch.setenv("WORLD_SIZE", str(ranks))
     for rank in range(ranks):
         monkeypatch.setenv("RANK", str(rank))
-        batches = stage.batches(0, stage.build_model())
+        batches = stage.batches(0, stage.build_model(), IN_PROCESS)
         total += sum(int(batch[SKIPPED].sum()) for batch in itertools.islice(batches, steps))
     monkeypatch.delenv("RANK")
     monkeypatch.delenv("WORLD_SIZE")
@@ -264,13 +268,16 @@ def _mine_inputs(tmp_path: Path) -> Path:
     return tmp_path / "clips"
 
 
-def test_stage_3_pool_reads_a_bounded_number_of_pairs_when_few_pass_the_gap_limit():
-    far = SimpleNamespace(record=SimpleNamespace(gap=8))
-    near = SimpleNamespace(record=SimpleNamespace(gap=2))
-    stream = itertools.chain([near], itertools.repeat(far))  # endless, one near pair
-    with pytest.raises(JobError, match="only 1 of 80 pairs read have a gap of at most 4"):
-        _near_pairs(stream, 4, 4)
-    assert len(_near_pairs(itertools.cycle([near, far]), 4, 4)) == 4
+def test_stage_3_loader_reads_a_bounded_number_of_pairs_when_none_pass_the_gap_limit(
+    tmp_path,
+):
+    pairs = make_pair_set(tmp_path / "pairs", gap=8)  # every pair 8 frames apart
+    limit = torch.tensor([4], dtype=torch.int32)
+    dataset = PairChunks(str(pairs), 0, 0, 4, limit, lambda record: 1.0, SkipCounter)
+    with pytest.raises(JobError, match="none of 80 pairs read has a gap of at most 4 frames"):
+        next(chunks(dataset, IN_PROCESS))
+    limit[0] = 8  # the trainer raised the limit: the same stream now fills its chunks
+    assert len(next(chunks(dataset, IN_PROCESS))["gap"]) == 4
 
 
 def test_verify_exits_1_naming_the_shard_with_a_flipped_crop_byte(damaged_pairs, capsys):

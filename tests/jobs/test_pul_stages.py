@@ -127,7 +127,9 @@ def test_stage_1_2_3_on_tiny_data(tmp_path, ray_local):
         assert all(np.isfinite(m.value) for m in history)
 
     # What stage 3 did to its stage-1 start, on pairs it never saw. Measured: BCE 0.734 ->
-    # 0.665, peak error 33 -> 8 px (a map peaking at its centre: 25 px). In 4 steps most of
+    # 0.665, peak error 33 -> 8 px (a map peaking at its centre: 25 px) with the stages'
+    # data made on the training thread; with their loader processes (other random streams)
+    # the stage-1 start is better and the gain smaller: 18.4 -> 10.1 px. In 4 steps most of
     # it is batch norm's statistics, re-estimated on stage-3 crops (stage 1's come from
     # patches): a run whose optimizer never steps scores about as well, and only the last
     # check, that the weights moved, fails for it.
@@ -136,7 +138,7 @@ def test_stage_1_2_3_on_tiny_data(tmp_path, ray_local):
     bce_before, error_before = held_out_scores(bd_model, pairs)
     bce_after, error_after = held_out_scores(tc_model, pairs)
     assert bce_after < bce_before - 0.03, (bce_before, bce_after)
-    assert error_after < min(16.0, error_before / 2), (error_before, error_after)
+    assert error_after < min(16.0, 0.7 * error_before), (error_before, error_after)
     start = dict(load_weights(bd_model).named_parameters())  # weights, not batch-norm stats
     trained = dict(load_weights(tc_model).named_parameters())
     assert max(float((trained[k] - start[k]).abs().max()) for k in trained) > 1e-3
