@@ -14,6 +14,7 @@ no chunk made earlier holds a pair the trainer would refuse).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,12 +26,12 @@ from torch.utils.data import IterableDataset
 from jobs.errors import JobError
 from jobs.train.damage import SKIPPED
 from jobs.train.loading import error_chunk, process_seed
-from jobs.train.shared import READ_BOUND
+from jobs.train.shared import READ_BOUND, channels_last_view
 from pul.augment import AugmentConfig, two_views
 from pul.crops import box_center, context_size, crop_and_resize
 from pul.pairs import PairConfig, make_pair
 from shards.errors import ShardError
-from shards.pairs import PairRecord, PairSample, decode_pair
+from shards.pairs import PairRecord, PairSample, decode_pair, decode_record
 from shards.reader import SkipCounter, clip_stream
 
 
@@ -92,8 +93,9 @@ class PairChunks(IterableDataset):
         skips = self.new_skips()
         rng = np.random.default_rng(process_seed(self.seed))  # the crops' draws
         seed = int(np.random.SeedSequence(process_seed(self.seed)).generate_state(1)[0])
+        near = NearPairs(self.gap_limit, READ_BOUND * self.chunk)
         stream = clip_stream(
-            self.data, resampled=True, shuffle=self.shuffle, seed=seed, decode=decode_pair,
+            self.data, resampled=True, shuffle=self.shuffle, seed=seed, decode=near,
             skips=skips,
         )  # fmt: skip
         pairs = iter(stream)
@@ -106,19 +108,7 @@ class PairChunks(IterableDataset):
     def _chunk(
         self, pairs: Iterator[PairSample], skips: SkipCounter, rng: np.random.Generator
     ) -> dict[str, Any]:
-        limit = int(self.gap_limit[0])
-        taken: list[PairSample] = []
-        read = 0
-        for read, pair in enumerate(pairs, start=1):
-            if pair.record.gap <= limit:
-                taken.append(pair)
-            if len(taken) == self.chunk or read == READ_BOUND * self.chunk:
-                break  # a short chunk rather than an endless search for rare pairs
-        if not taken:
-            raise JobError(
-                f"none of {read} pairs read has a gap of at most {limit} frames: lower pool "
-                "or raise gap_start"
-            )
+        taken = list(itertools.islice(pairs, self.chunk))
         if self.crops is not None:
             crops = self.crops(taken, rng)
         else:
@@ -136,6 +126,28 @@ class PairChunks(IterableDataset):
         }
 
 
+class NearPairs:
+    """The stream's decoder: a pair within the gap limit, decoded; one beyond it, dropped
+    from its record alone, before its crops cost a JPEG decode. Gives up (JobError) after
+    `bound` pairs in a row beyond the limit: an endless stream must not spin forever."""
+
+    def __init__(self, gap_limit: torch.Tensor, bound: int) -> None:
+        self.gap_limit, self.bound, self.beyond = gap_limit, bound, 0
+
+    def __call__(self, sample: dict[str, Any]) -> PairSample | None:
+        limit = int(self.gap_limit[0])
+        if decode_record(sample).gap > limit:
+            self.beyond += 1
+            if self.beyond >= self.bound:
+                raise JobError(
+                    f"none of {self.beyond} pairs read in a row has a gap of at most {limit} "
+                    "frames: lower pool or raise gap_start"
+                )
+            return None
+        self.beyond = 0
+        return decode_pair(sample)
+
+
 def _chw(images: list[np.ndarray]) -> torch.Tensor:
-    """HxWx3 uint8 arrays -> N x 3 x H x W uint8 (contiguous: pinned and copied as one)."""
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    """HxWx3 uint8 arrays -> N x 3 x H x W uint8 (channels_last_view: no copy here)."""
+    return channels_last_view(np.stack(images))

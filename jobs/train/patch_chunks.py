@@ -19,7 +19,7 @@ from torch.utils.data import IterableDataset
 from jobs.errors import JobError
 from jobs.train.damage import SKIPPED
 from jobs.train.loading import error_chunk, process_seed
-from jobs.train.shared import draw_pool, to_chw
+from jobs.train.shared import channels_last_view, draw_pool
 from pul.augment import AugmentConfig, two_views
 from pul.patches import PatchConfig
 from shards.errors import ShardError
@@ -54,10 +54,10 @@ class PatchChunks(IterableDataset):
         try:
             while True:
                 patches = draw_pool(clips, self.chunk, self.per_frame, self.patches, rng, skips)
-                chunk = {"patches": to_chw(patches)}
+                chunk = {"patches": channels_last_view(patches)}
                 if self.views is not None:
                     a, b = two_views(patches, rng, self.views)
-                    chunk.update(a=to_chw(a), b=to_chw(b))
+                    chunk.update(a=channels_last_view(a), b=channels_last_view(b))
                 chunk[SKIPPED] = torch.tensor(skips.take_unreported(), dtype=torch.int64)
                 yield chunk
         except (ShardError, JobError) as err:

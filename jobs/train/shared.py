@@ -71,3 +71,10 @@ def embed_pool(net: SiamNet, pool: np.ndarray):
 def to_chw(images: np.ndarray) -> torch.Tensor:
     """N x H x W x 3 uint8 (numpy) -> N x 3 x H x W uint8 (torch), contiguous."""
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+
+
+def channels_last_view(images: np.ndarray) -> torch.Tensor:
+    """N x H x W x 3 uint8 (numpy) -> N x 3 x H x W uint8 (torch) without a copy: a view with
+    channels-last strides, which convolutions, grid_sample and `.float()` take as they are.
+    (Making it contiguous costs about as much per pair as decoding its JPEG.)"""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
