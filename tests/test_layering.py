@@ -22,10 +22,12 @@ FORBIDDEN: dict[str, set[str]] = {
     # cluster knows how to run a job, not what a job does
     "cluster": {"pul", "shards", "jobs"},
     # inside jobs: the CLI is the top; MLflow, evaluation and training know nothing above them
-    "jobs.tracking": {"jobs.cli", "jobs.pipeline", "jobs.tune", "jobs.train", "jobs.evaluation"},
-    "jobs.evaluation": {"jobs.cli", "jobs.pipeline", "jobs.tune", "jobs.train"},
-    "jobs.train": {"jobs.cli", "jobs.pipeline", "jobs.tune"},
-    "jobs.pipeline": {"jobs.cli", "jobs.tune"},
+    "jobs.tracking": {
+        "jobs.cli", "jobs.pipeline", "jobs.tune", "jobs.sweep", "jobs.train", "jobs.evaluation"
+    },
+    "jobs.evaluation": {"jobs.cli", "jobs.pipeline", "jobs.tune", "jobs.sweep", "jobs.train"},
+    "jobs.train": {"jobs.cli", "jobs.pipeline", "jobs.tune", "jobs.sweep"},
+    "jobs.pipeline": {"jobs.cli", "jobs.tune", "jobs.sweep"},
 }
 """Module prefix -> import prefixes that modules under it must not use."""
 

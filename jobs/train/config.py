@@ -68,6 +68,9 @@ class TrainConfig:
     """Steps between checkpoints (and the last step always)."""
     log_every: int = 20
     """Steps between metric logs to MLflow (rank 0)."""
+    validate_every: int = 0
+    """Steps between validations (and the last step), where the job gives the loop a
+    validator (`pul tune`: the AUC on a small held-out benchmark); 0: never."""
     max_failures: int = 3
     """Worker failures Ray Train recovers from (restarting from the last checkpoint)."""
     seed: int = 0
@@ -93,6 +96,8 @@ class TrainConfig:
             raise ValueError(
                 "need loader_workers >= -1 (-1: auto), warmup_steps >= 0, max_failures >= -1"
             )
+        if self.validate_every < 0:
+            raise ValueError(f"validate_every must be 0 (never) or more, got {self.validate_every}")
         if self.prefetch < 1:
             raise ValueError(f"prefetch must be at least 1, got {self.prefetch}")
         if not 0 <= self.max_damaged <= 1 or self.max_damaged_floor < 0:
@@ -109,6 +114,11 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     span = max(1, cfg.steps - 1 - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     return cfg.lr * (cfg.lr_end / cfg.lr) ** progress
+
+
+def validation_due(cfg: TrainConfig, done: int) -> bool:
+    """Whether the loop validates after `done` steps: every validate_every, and the last."""
+    return cfg.validate_every > 0 and (done % cfg.validate_every == 0 or done == cfg.steps)
 
 
 def loader_workers(cfg: TrainConfig, ranks_on_node: int) -> int:

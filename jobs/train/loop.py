@@ -6,6 +6,11 @@ the device, DDP and checkpoint saving; this loop owns everything else: the SGD s
 precision, resuming from the newest complete checkpoint (checkpoints.py), metrics, and
 stopping every rank together on a non-finite loss.
 
+Validation (optional): a picklable `validate(model, step) -> {name: value}` in the config
+(or carried by the stage) runs on rank 0 every `validate_every` steps and at the last, in
+eval mode without gradients; its values are logged with the other metrics and reported
+through the session on every rank (Ray Train V2 pairs the ranks' reports one by one).
+
 Host syncs: a step queues its work on the device and moves on. The loss and the stage's
 metrics stay on the device until a reporting step (every `log_every` steps, checkpoints,
 the last step), where the finite-loss check (one all-reduce) and the metric read (one
@@ -18,7 +23,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,7 +33,7 @@ import torch.distributed as dist
 
 from jobs.train.checkpoints import checkpoint_root, complete_checkpoints, restore, write_state
 from jobs.train.compute import Compute
-from jobs.train.config import TrainConfig, loader_workers, lr_at
+from jobs.train.config import TrainConfig, loader_workers, lr_at, validation_due
 from jobs.train.damage import SkipTally
 from jobs.train.metrics_log import MetricLogger
 from jobs.train.progress import Progress
@@ -36,6 +41,8 @@ from jobs.train.sessions import LocalSession, TrainSession
 
 __all__ = ["checkpoint_root", "complete_checkpoints", "Loader", "Stage", "run_loop", "train_loop"]
 
+Validate = Callable[[torch.nn.Module, int], dict[str, float]]
+"""A validator: (the model being trained, steps done) -> metric name -> value."""
 WORKERS_FILE = "workers.json"
 """Written by rank 0 into the run folder: the host, node and pid of every rank."""
 STOP_FILE = "stopped.json"
@@ -64,7 +71,10 @@ class Loader:
 
 
 class Stage(Protocol):
-    """What a training stage provides to the loop. Instances are pickled to the workers."""
+    """What a training stage provides to the loop. Instances are pickled to the workers.
+
+    A stage may also carry `validate(model, step) -> dict[str, float]`: the way a job hands
+    the loop a validator through a launcher that builds the loop's config itself."""
 
     def build_model(self) -> torch.nn.Module: ...
 
@@ -102,6 +112,7 @@ def run_loop(config: dict[str, Any], session: TrainSession) -> None:
     cfg: TrainConfig = config["train"]
     run_dir = config["run_dir"]
     rank, device = session.rank, session.device
+    validate: Validate | None = config.get("validate") or getattr(stage, "validate", None)
     if device.type == "cpu":
         torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
     torch.manual_seed(cfg.seed)
@@ -152,8 +163,9 @@ def run_loop(config: dict[str, Any], session: TrainSession) -> None:
         last = step + 1 == cfg.steps
         log_now = (step + 1) % cfg.log_every == 0 or last
         save_now = (step + 1) % cfg.checkpoint_every == 0 or last
+        validate_now = validate is not None and validation_due(cfg, step + 1)
         logger.add(step, skipped.add(batch, report=log_now))
-        if not (log_now or save_now):
+        if not (log_now or save_now or validate_now):
             continue
         bad = health.first_nonfinite()  # the same steps on every rank: collectives line up
         if bad is not None:
@@ -179,6 +191,23 @@ def run_loop(config: dict[str, Any], session: TrainSession) -> None:
 
             reported = {"step": step + 1, "loss": float(loss.detach())}
             session.save_checkpoint(write, step + 1, reported)
+        if validate_now:
+            # after the checkpoint: a sweep that stops this run on these values keeps it
+            values = validated(validate, plain, step + 1) if rank == 0 else {}
+            logger.add(step, values)
+            logger.flush()
+            session.report({"step": step + 1, **values})
+
+
+def validated(validate: Validate, model: torch.nn.Module, step: int) -> dict[str, float]:
+    """`validate(model, step)` in eval mode (batch norms on their running statistics) and
+    without gradients; the model goes back to training mode whatever happens."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            return {key: float(value) for key, value in validate(model, step).items()}
+    finally:
+        model.train()
 
 
 class LossHealth:

@@ -1,7 +1,8 @@
 """Who runs the training loop: Ray Train's workers, or plain processes (one, or torchrun's).
 
-The loop asks a session four things: its rank and world size, its device, to wrap the model
-for DDP, and to save a checkpoint. Everything else (the stage, the data, the schedule, the
+The loop asks a session five things: its rank and world size, its device, to wrap the model
+for DDP, to save a checkpoint, and to report metrics without one (validation values, to Ray
+Train's controller; alone, to nobody). Everything else (the stage, the data, the schedule, the
 metrics) is the same code under both, which is what lets a bare GPU image with only torch,
 numpy and OpenCV run a real stage end to end: `LocalSession` imports no Ray and no MLflow.
 
@@ -54,6 +55,8 @@ class TrainSession(Protocol):
 
     def save_checkpoint(self, write: WriteFiles, step: int, metrics: dict[str, Any]) -> None: ...
 
+    def report(self, metrics: dict[str, Any]) -> None: ...
+
 
 class RaySession:
     """A Ray Train worker (TorchTrainer): Ray made the process group and picks the device."""
@@ -98,6 +101,13 @@ class RaySession:
                 checkpoint_upload_fn=save_and_mark,
             )
 
+    def report(self, metrics: dict[str, Any]) -> None:
+        """Metrics without a checkpoint (validation). Every rank calls it at the same steps:
+        Ray Train V2 pairs the i-th report of each rank."""
+        import ray.train
+
+        ray.train.report(metrics, checkpoint=None)
+
 
 class LocalSession:
     """A process started by hand or by torchrun: rank and world from the environment."""
@@ -134,6 +144,9 @@ class LocalSession:
                 shutil.rmtree(old, ignore_errors=True)
         if self.world > 1:
             dist.barrier()  # no rank runs ahead of a checkpoint rank 0 may still be writing
+
+    def report(self, metrics: dict[str, Any]) -> None:
+        """Nothing to tell: rank 0's metric log already holds the values."""
 
     def close(self) -> None:
         if self.world > 1 and dist.is_initialized():
