@@ -65,6 +65,15 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help="sequences at once: 0 one Ray task per CPU, 1 in this process",
     )
     p.add_argument("--device", default="cpu", help="torch device when --workers 1 (e.g. cuda)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=8,
+        metavar="N",
+        help="with --workers 1: sequences a model tracks at once, one network pass per frame "
+        "for all N (1 = one by one). Boxes are the same for any N; the seconds per frame "
+        "(and FPS) are the batch's throughput shared by its sequences",
+    )
     add_tracking_uri(p)
     p.set_defaults(run=_run_eval)
 
@@ -92,6 +101,8 @@ def local_models(models: dict[str, str], tracking_uri: str) -> dict[str, str]:
 def _run_eval(args: argparse.Namespace) -> int:
     if args.device != "cpu" and args.workers != 1:
         raise JobError("--device other than cpu needs --workers 1")
+    if args.batch < 1:
+        raise JobError(f"--batch must be at least 1, got {args.batch}")
     request = EvalRequest(
         benchmark=args.benchmark,
         root=args.root,
@@ -102,6 +113,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         sequences=args.sequences,
         workers=args.workers,
         device=args.device,
+        batch=args.batch,
     )
     scores = evaluate(request)
     print(format_table(scores, got10k=args.benchmark == "got10k"))

@@ -1,7 +1,9 @@
 """The evaluation job: run trackers over a labeled benchmark, score them, plot them.
 
 Sequences are tracked in parallel as Ray tasks (one CPU each) or in this process
-(`workers=1`, also the way to use a GPU). Results are written in the OTB text format, one
+(`workers=1`, also the way to use a GPU), where a model tracks `batch` sequences at once:
+one network pass per frame for all of them, and bit-for-bit the boxes it gives each
+sequence alone (on CPU; `pul.batch_tracker`). Results are written in the OTB text format, one
 file per sequence, so any other project's published raw results can be scored beside
 ours on the same plots and tables (`results_dirs`).
 """
@@ -9,6 +11,7 @@ ours on the same plots and tables (`results_dirs`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +25,11 @@ from jobs.evaluation.report import score_results, write_report
 from jobs.evaluation.results import write_results
 from jobs.runtime import connect_ray
 from pul.baselines import StillTracker
+from pul.batch_tracker import BatchSiamFCTracker
+from pul.inference import crops_per_pass, tracking_net
 from pul.metrics import BenchmarkScore, as_boxes
 from pul.models.resnet22 import CIResNet22
+from pul.models.siamese import SiamNet
 from pul.tracker import SiamFCTracker, TrackerConfig, siamdw_config
 from pul.weights import load_weights
 from shards.readers import read_sources
@@ -54,6 +60,14 @@ class EvalRequest:
     """Sequences tracked at once: 0 one Ray task per CPU, 1 in this process."""
     device: str = "cpu"
     """Torch device for in-process tracking (cuda needs workers=1)."""
+    batch: int = 8
+    """Sequences a model tracks at once in this process (workers=1); 1 = one by one. The
+    boxes do not depend on it; the seconds per frame are the batched step's time shared
+    equally by its sequences (so FPS is the aggregate throughput)."""
+
+    def __post_init__(self) -> None:
+        if self.batch < 1:
+            raise JobError(f"batch must be at least 1, got {self.batch}")
 
 
 def evaluate(req: EvalRequest) -> dict[str, BenchmarkScore]:
@@ -95,8 +109,7 @@ def _run_tracker(name: str, spec: tuple[str, str], refs, results: Path, req: Eva
         raise JobError(f"model file not found: {spec[1]}")
     with tqdm(total=len(refs), desc=f"track {name}", unit="seq") as bar:
         if req.workers == 1:
-            for ref in refs:
-                boxes, seconds = track_sequence(spec, ref, req.device, threads=None)
+            for ref, boxes, seconds in track_in_process(spec, refs, req.device, req.batch):
                 write_results(results, name, ref.name, boxes, seconds)
                 bar.update()
             return
@@ -112,19 +125,44 @@ def _run_tracker(name: str, spec: tuple[str, str], refs, results: Path, req: Eva
             bar.update()
 
 
+def track_in_process(
+    spec: tuple[str, str], refs: list[VideoRef], device: str, batch: int
+) -> Iterator[tuple[VideoRef, np.ndarray, np.ndarray]]:
+    """(ref, boxes, seconds per frame) of every sequence, in the order they finish.
+
+    A model tracks `batch` sequences at once (a finished one's place goes to the next);
+    a baseline, or batch=1, tracks them one by one.
+    """
+    if spec[0] == "baseline" or batch == 1:
+        for ref in refs:
+            yield ref, *track_sequence(spec, ref, device, threads=None)
+        return
+    net, cfg = load_model(spec[1], device)
+    tracker = BatchSiamFCTracker(net, cfg, device, crops_per_pass=crops_per_pass(device, cfg))
+    videos = ((i, _frames(ref), first_box(ref)) for i, ref in enumerate(refs))
+    for i, boxes, seconds in tracker.track_many(videos, batch):
+        yield refs[i], boxes, seconds
+
+
 def make_tracker(spec: tuple[str, str], device: str):
     kind, value = spec
     if kind == "baseline":
         if value != STILL:
             raise JobError(f"unknown baseline {value!r}: expected {STILL!r}")
         return StillTracker()
+    return SiamFCTracker(*load_model(value, device), device)
+
+
+def load_model(path: str, device: str) -> tuple[SiamNet, TrackerConfig]:
+    """The tracking copy of the model in `path` (`pul.inference.tracking_net`: batch norms
+    folded, the faster memory layout) and its tracker config."""
     try:
-        net = load_weights(value, device)
+        net = load_weights(path, device)
     except ValueError as err:  # not a model file, or one that would run code: refused
         raise JobError(str(err)) from None
     # SiamDW trackers use their own tuned hyperparameters (METHOD.md)
     cfg = siamdw_config() if isinstance(net.backbone, CIResNet22) else TrackerConfig()
-    return SiamFCTracker(net, cfg, device)
+    return tracking_net(net), cfg
 
 
 def track_sequence(spec: tuple[str, str], ref: VideoRef, device: str, threads: int | None):
@@ -132,9 +170,17 @@ def track_sequence(spec: tuple[str, str], ref: VideoRef, device: str, threads: i
     if threads:
         torch.set_num_threads(threads)
     tracker = make_tracker(spec, device)
+    boxes, seconds = tracker.track(_frames(ref), first_box(ref))
+    return boxes, np.asarray(seconds)
+
+
+def first_box(ref: VideoRef) -> np.ndarray:
+    """The sequence's box in its first frame, where tracking starts."""
     first = ref.gt[0]
     if first is None:
         raise JobError(f"sequence {ref.name} has no box in its first frame to start from")
-    frames = (frame for _, frame in iter_frames(ref))
-    boxes, seconds = tracker.track(frames, np.asarray(first, dtype=np.float64))
-    return boxes, np.asarray(seconds)
+    return np.asarray(first, dtype=np.float64)
+
+
+def _frames(ref: VideoRef) -> Iterator[np.ndarray]:
+    return (frame for _, frame in iter_frames(ref))
