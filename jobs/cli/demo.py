@@ -18,7 +18,7 @@ from jobs.pipeline.run import run_pipeline
 from jobs.pipeline.summary import format_summary
 from shards.footage import bundled_footage
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 BIKES_BOX = "303,3,60,77"
 """The dark plate on the metal panel in bikes.mp4's first shot, x,y,w,h of frame 1."""
 

@@ -274,7 +274,8 @@ def test_stage_3_loader_reads_a_bounded_number_of_pairs_when_none_pass_the_gap_l
     pairs = make_pair_set(tmp_path / "pairs", gap=8)  # every pair 8 frames apart
     limit = torch.tensor([4], dtype=torch.int32)
     dataset = PairChunks(str(pairs), 0, 0, 4, limit, lambda record: 1.0, SkipCounter)
-    with pytest.raises(JobError, match="none of 80 pairs read in a row has a gap of at most 4 frames"):
+    beyond = "none of 80 pairs read in a row has a gap of at most 4 frames"
+    with pytest.raises(JobError, match=beyond):
         next(chunks(dataset, IN_PROCESS))
     limit[0] = 8  # the trainer raised the limit: the same stream now fills its chunks
     assert len(next(chunks(dataset, IN_PROCESS))["gap"]) == 4
