@@ -23,7 +23,7 @@ import torch
 
 from bench.bench_data import MAX_GAP
 from jobs.train.damage import skip_counter
-from jobs.train.pair_chunks import CropsInLoader, PairChunks
+from jobs.train.pair_chunks import PairChunks
 from jobs.train.patch_chunks import PatchChunks
 from shards.manifest import shard_paths
 from shards.pairs import CROPS, raw_samples
@@ -33,27 +33,23 @@ DECODE_SAMPLES = 256
 """Pairs (or frames) whose JPEG bytes the pure-decode rate loops over."""
 
 
-def pair_chunks_rate(stage, seconds: float, gap_limit: int = MAX_GAP, crops: bool = False) -> float:
+def pair_chunks_rate(stage, seconds: float, gap_limit: int = MAX_GAP) -> float:
     """Pairs/s one stage-3 loader process delivers (chunks of 64 pairs) under the
-    curriculum's `gap_limit` (the default takes every pair of the set); `crops`: it also
-    cuts the crops and views with OpenCV (train.augment_on=loader)."""
+    curriculum's `gap_limit` (the default takes every pair of the set)."""
     cfg = stage.cfg
     limit = torch.full((1,), gap_limit, dtype=torch.int32)
-    cut = CropsInLoader(cfg.pairs, cfg.augment) if crops else None
     dataset = PairChunks(
-        cfg.data, 0, cfg.shuffle, 64, limit, stage.sigma_px, partial(skip_counter, cfg.train),
-        cut,
-    )  # fmt: skip
+        cfg.data, 0, cfg.shuffle, 64, limit, stage.sigma_px, partial(skip_counter, cfg.train)
+    )
     return _rate(iter(dataset), lambda chunk: len(chunk["z"]), seconds)
 
 
-def patch_chunks_rate(stage, seconds: float, views: bool = False) -> float:
-    """Patches/s one stage-1 loader process cuts (chunks of 256 patches); `views`: it also
-    makes their two views with OpenCV (train.augment_on=loader)."""
+def patch_chunks_rate(stage, seconds: float) -> float:
+    """Patches/s one stage-1 loader process cuts (chunks of 256 patches)."""
     cfg = stage.cfg
     dataset = PatchChunks(
         cfg.data, 0, cfg.shuffle, 256, cfg.patches_per_frame, cfg.patches,
-        partial(skip_counter, cfg.train), cfg.augment if views else None,
+        partial(skip_counter, cfg.train),
     )  # fmt: skip
     return _rate(iter(dataset), lambda chunk: len(chunk["patches"]), seconds)
 

@@ -1,6 +1,6 @@
 """Our training path, end to end: the stage's own `batches` (DataLoader processes reading
 and decoding the shards; pools and AHM on the device; crops and views batched on the
-device, or cut by the loader processes, as train.augment_on decides) feeding the loop body,
+device, or with OpenCV on the host, as train.augment_on decides) feeding the loop body,
 with the precision and layout `Compute` resolves for the device (bf16 autocast and
 channels_last on CUDA).
 
@@ -51,7 +51,7 @@ def ours(stage, workers: int, device: torch.device, warmup: int, seconds: float)
     peak = None
     if device.type == "cuda":
         peak = (torch.cuda.max_memory_allocated(device) - baseline) / 2**20
-    where = "device" if augment_on_device(cfg, device) else "loader"
+    where = "device" if augment_on_device(cfg, device) else "opencv"
     return Measured(
         timing.rate(cfg.batch_size),
         timing.steps,

@@ -20,9 +20,8 @@ import torch
 from bench.throughput_ours import Measured
 from bench.throughput_setup import PLAIN, LoopBody, prepared, settings, timed
 from jobs.train.compute import Compute
-from jobs.train.pair_chunks import exemplar
 from jobs.train.shared import draw_pool, to_chw
-from jobs.train.tc import TCStage, pair_stream
+from jobs.train.tc import TCStage, exemplar, pair_stream
 from pul.augment import two_views
 from pul.pairs import make_pair
 from shards.reader import SkipCounter, clip_stream
@@ -48,7 +47,7 @@ def tc_batches(stage, seed: int = 0) -> Iterator[dict[str, torch.Tensor]]:
             "sigma": torch.tensor([stage.sigma_px(p.record) for p in chosen]),
         }
         if cfg.contrastive_weight > 0:
-            templates = np.stack([exemplar(p, cfg.pairs) for p in chosen])
+            templates = np.stack([exemplar(p.z, p.record.z_box, cfg.pairs) for p in chosen])
             a, b = two_views(templates, rng, cfg.augment)
             batch["views"] = to_chw(np.concatenate([a, b]))
         yield batch

@@ -62,7 +62,7 @@ def bd_stage(data: Path, batch: int, pool: int, width: float, augment_on: str = 
 
 def augment_on_device(cfg: TrainConfig, device: torch.device) -> bool:
     """Where the crops and views are made, decided as run_loop decides it (auto: batched on
-    a CUDA device, OpenCV in the loader processes on a CPU)."""
+    a CUDA device, OpenCV on the host on a CPU)."""
     return cfg.augment_on == "device" or (cfg.augment_on == "auto" and device.type == "cuda")
 
 

@@ -9,7 +9,7 @@ pairs cut around their ground truth into pair shards), then measures, in one run
 
 - ours (bench/throughput_ours.py): the stages' real code, `stage.batches` (DataLoader
   processes, pools on the device, AHM; crops and views batched on a CUDA device or cut by
-  the loader processes on a CPU, as train.augment_on=auto picks) feeding the loop body,
+  OpenCV on the host on a CPU, as train.augment_on=auto picks) feeding the loop body,
   with bf16 and channels_last where Compute picks them;
 - the plain reference (bench/throughput_reference.py): everything in this process, pair
   by pair with OpenCV on the CPU, random batches, fp32 NCHW, batch 8 (stage 3) and the
@@ -108,9 +108,7 @@ def data_rows(tc, bd, data, seconds: float) -> list[Row]:
     pairs = data_path.pair_chunks_rate(tc, seconds)
     gap = TCConfig().gap_start
     early = data_path.pair_chunks_rate(tc, seconds, gap_limit=gap)
-    cut = data_path.pair_chunks_rate(tc, seconds, crops=True)
     patches = data_path.patch_chunks_rate(bd, seconds)
-    viewed = data_path.patch_chunks_rate(bd, seconds, views=True)
     one = "1 process, 1 thread"
     return [
         Row("stage3_data_pairs_per_s_per_core", pairs, "pairs/s", decode,
@@ -118,15 +116,9 @@ def data_rows(tc, bd, data, seconds: float) -> list[Row]:
         Row("stage3_data_pairs_per_s_per_core_gap_start", early, "pairs/s", pairs,
             f"the same at the first step's gap limit ({gap} of the set's 1..{MAX_GAP}); "
             "reference: all gaps"),
-        Row("stage3_data_pairs_per_s_per_core_crops_in_loader", cut, "pairs/s", pairs,
-            "the same, also cutting crops and views with OpenCV (augment_on=loader); "
-            "reference: without"),
         Row("stage1_data_pairs_per_s_per_core", patches, "pairs/s", None,
             f"PatchChunks: read, decode a frame, cut {bd.cfg.patches_per_frame} patches "
             f"({one}); a patch is a pair"),
-        Row("stage1_data_pairs_per_s_per_core_views_in_loader", viewed, "pairs/s", patches,
-            "the same, also making the two views with OpenCV (augment_on=loader); "
-            "reference: without"),
         Row("jpeg_decode_pairs_per_s_per_core", decode, "pairs/s", None,
             "cv2.imdecode of both crops (255^2 + 384^2), bytes in memory"),
         Row("jpeg_decode_frames_per_s_per_core", frames, "frames/s", None,
@@ -184,7 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=float, default=1.0, help="AlexNet width")
     parser.add_argument("--loader-workers", type=int, default=-1, help="-1: as a run picks")
     parser.add_argument(
-        "--augment-on", choices=("auto", "device", "loader"), default="auto",
+        "--augment-on", choices=("auto", "device", "opencv"), default="auto",
         help="where ours cuts crops and views (train.augment_on; auto: as a run picks)",
     )  # fmt: skip
     parser.add_argument("--pool-batches", type=int, help="pool = this x batch (8; --quick 4)")

@@ -3,9 +3,9 @@
 Each rank keeps a pool of patches cut from random frames of its clip stream by its loader
 processes (patch_chunks.py). Once per pool ("epoch") the pool is embedded with the current
 network and indexed; mini-batches are an anchor and its nearest neighbours (AHM), or random
-patches (RSS, the ablation). Two augmented views of every patch (made on the trainer's GPU,
-or by the loader processes on CPUs: train.augment_on) feed InfoNCE, with negatives gathered
-from all ranks.
+patches (RSS, the ablation). Two augmented views of every patch of a batch, made for that
+batch (batched on the trainer's GPU, or with OpenCV on CPUs: train.augment_on), feed
+InfoNCE, with negatives gathered from all ranks.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from jobs.train.loop import Loader
 from jobs.train.pair_stream import stream_seed
 from jobs.train.patch_chunks import PatchChunks
 from jobs.train.pictures import ahm_picture
-from jobs.train.shared import embed_pool, export_net, unwrap
+from jobs.train.shared import channels_last_view, embed_pool, export_net, unwrap
 from pul.ahm import ahm_batches
-from pul.augment import AugmentConfig
+from pul.augment import AugmentConfig, two_views
 from pul.augment_device import two_views_batch
 from pul.contrastive import info_nce
 from pul.models import ModelConfig, SiamNet, build_model
@@ -100,22 +100,22 @@ class BDStage:
         rng = np.random.default_rng(seed)  # AHM's anchors (host)
         generator = torch.Generator(device).manual_seed(seed)  # the views (device)
         chunk = max(cfg.patches_per_frame, min(256, cfg.pool // max(1, loader.workers)))
-        views = None if loader.augment_on_device else cfg.augment
         dataset = PatchChunks(
             cfg.data, seed, cfg.shuffle, chunk, cfg.patches_per_frame, cfg.patches,
-            partial(skip_counter, cfg.train), views,
+            partial(skip_counter, cfg.train),
         )  # fmt: skip
         source = chunks(dataset, loader)
         while True:
             pool, skipped = fill_pool(source, cfg.pool, device)
             patches = pool["patches"]
             index = embed_pool(unwrap(model).net, patches)
+            images = None if loader.augment_on_device else patches.permute(0, 2, 3, 1).numpy()
             for idx in ahm_batches(index, cfg.train.batch_size, rng, cfg.strategy):
-                picked = torch.as_tensor(idx, device=device)
-                if views is None:
-                    a, b = two_views_batch(patches[picked], cfg.augment, generator)
-                else:  # made by the loader processes
-                    a, b = pool["a"][picked], pool["b"][picked]
+                if images is None:
+                    picked = patches[torch.as_tensor(idx, device=device)]
+                    a, b = two_views_batch(picked, cfg.augment, generator)
+                else:  # OpenCV on the host, fresh views for every batch
+                    a, b = (channels_last_view(v) for v in two_views(images[idx], rng, cfg.augment))
                 yield {"a": a, "b": b, SKIPPED: torch.tensor(skipped)}
                 skipped = 0
 

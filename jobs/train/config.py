@@ -52,11 +52,10 @@ class TrainConfig:
     process; -1: from the node's CPUs, one less than its share per rank, at most 8)."""
     prefetch: int = 4
     """Loads each DataLoader process keeps ready ahead of the trainer."""
-    augment_on: Literal["auto", "device", "loader"] = "auto"
-    """Where stages 1 and 3 cut their crops and augment them: device (batched on the
-    trainer's GPU, each batch freshly), loader (OpenCV in the DataLoader processes, once per
-    pool), or auto: device on CUDA, loader on CPUs (where OpenCV is 10-20x faster than
-    batched torch)."""
+    augment_on: Literal["auto", "device", "opencv"] = "auto"
+    """How stages 1 and 3 cut and augment each batch: device (batched torch on the trainer's
+    device), opencv (OpenCV on the host, pair by pair), or auto: device on CUDA, opencv on
+    CPUs (where OpenCV is 10-20x faster than batched torch)."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """Autocast of the forward pass: auto is bf16 on CUDA devices that support it, fp32
     elsewhere."""

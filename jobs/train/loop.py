@@ -20,6 +20,7 @@ transfer) happen for all the steps in between.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import time
@@ -63,7 +64,7 @@ class Loader:
     device: torch.device
     """Where the trainer computes: the stage puts its batches there."""
     augment_on_device: bool = False
-    """Crops and augmentation batched on `device` (else in the loader processes)."""
+    """Crops and augmentation batched on `device` (else OpenCV on the host)."""
 
     @property
     def pin_memory(self) -> bool:
@@ -127,7 +128,7 @@ def run_loop(config: dict[str, Any], session: TrainSession) -> None:
     # The stage seeds its stream from the start step: a resumed run draws fresh data rather
     # than replaying what it already saw. Stages that mine hard negatives embed with `model`.
     on_device = cfg.augment_on == "device" or (cfg.augment_on == "auto" and device.type == "cuda")
-    # (OpenCV in the loader processes beats batched torch on CPUs: bench/augment_speed.py)
+    # (OpenCV beats batched torch on CPUs: bench/augment_speed.py)
     loader = Loader(loader_workers(cfg, session.local_world), cfg.prefetch, device, on_device)
     batches = stage.batches(start, model, loader)
     logger = MetricLogger(config.get("mlflow"), enabled=rank == 0, run_dir=run_dir)
@@ -136,7 +137,7 @@ def run_loop(config: dict[str, Any], session: TrainSession) -> None:
     _record_workers(run_dir, rank, str(device), logger)
     where = {
         "pul.loader_workers": str(loader.workers),
-        "pul.augment_on": "device" if on_device else "loader",
+        "pul.augment_on": "device" if on_device else "opencv",
     }
     for key, value in {**compute.describe(), **where}.items():
         logger.tag(key, value)
@@ -226,14 +227,15 @@ class LossHealth:
 
     def first_nonfinite(self) -> tuple[int, float] | None:
         """(step, loss) of the first non-finite loss on any rank since the start, or None."""
-        flag = (~torch.isnan(self.first[:1])).to(torch.float32)
+        first = torch.nan_to_num(self.first[:1], nan=math.inf).to(torch.float32)
         if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if not bool(flag.item()):
+            dist.all_reduce(first, op=dist.ReduceOp.MIN)  # the earliest step of any rank
+        step = float(first.item())
+        if math.isinf(step):
             return None
-        step, loss = self.first.tolist()
-        # another rank saw it: this one reports its own loss, or the step it stopped at
-        return (int(step), loss) if step == step else (-1, float("nan"))
+        mine, loss = self.first.tolist()
+        # the rank that saw it first knows its value; the others say only the step
+        return int(step), (loss if mine == step else math.nan)
 
 
 def _record_workers(run_dir: str, rank: int, device: str, logger: MetricLogger) -> None:

@@ -2,10 +2,8 @@
 
 A chunk holds `chunk` pairs: both stored crops as uint8 (z: N x 3 x 255 x 255, x: N x 3 x
 384 x 384, see shards/pairs.py), their boxes in those crops' pixels, the temporal gap and
-each pair's noise std; the trainer cuts and augments them on its device. With
-`CropsInLoader` (train.augment_on=loader, the default on CPUs) the process cuts them itself
-with OpenCV instead: the network's crops (z 127, x 255, the target offset), the un-augmented
-template for AHM and its two contrastive views, once per pair drawn.
+each pair's noise std; the trainer cuts and augments them for each batch (batched on its
+GPU, or with OpenCV on CPUs: train.augment_on).
 
 Pairs beyond the curriculum's gap limit are dropped here, before they cost a transfer: the
 limit lives in shared memory, raised by the trainer as training goes on (it only grows, so
@@ -16,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,47 +24,9 @@ from jobs.errors import JobError
 from jobs.train.damage import SKIPPED
 from jobs.train.loading import error_chunk, process_seed
 from jobs.train.shared import READ_BOUND, channels_last_view
-from pul.augment import AugmentConfig, two_views
-from pul.crops import box_center, context_size, crop_and_resize
-from pul.pairs import PairConfig, make_pair
 from shards.errors import ShardError
 from shards.pairs import PairRecord, PairSample, decode_pair, decode_record
 from shards.reader import SkipCounter, clip_stream
-
-
-@dataclass(frozen=True)
-class CropsInLoader:
-    """What a loader process cuts from each pair (pul.pairs.make_pair and pul.augment's
-    two views, the CPU versions of pul/pairs_device.py and pul/augment_device.py)."""
-
-    pairs: PairConfig
-    augment: AugmentConfig | None
-    """The contrastive views' augmentation; None: no views (contrastive_weight 0)."""
-
-    def __call__(self, taken: list[PairSample], rng: np.random.Generator) -> dict[str, Any]:
-        made = [
-            make_pair(p.z, np.array(p.record.z_box), p.x, np.array(p.record.x_box), self.pairs, rng)
-            for p in taken
-        ]
-        templates = np.stack([exemplar(p, self.pairs) for p in taken])
-        out = {
-            "z": _chw([m[0] for m in made]),
-            "x": _chw([m[1] for m in made]),
-            "offset": torch.from_numpy(np.stack([m[2] for m in made])),
-            "template": _chw(list(templates)),
-        }
-        if self.augment is not None:
-            a, b = two_views(templates, rng, self.augment)
-            out["a"], out["b"] = _chw(list(a)), _chw(list(b))
-        return out
-
-
-def exemplar(pair: PairSample, cfg: PairConfig) -> np.ndarray:
-    """The pair's template as the tracker would see it (no augmentation)."""
-    box = pair.record.z_box
-    return crop_and_resize(
-        pair.z, box_center(box), context_size(box[2], box[3], cfg.context), cfg.exemplar
-    )
 
 
 class PairChunks(IterableDataset):
@@ -80,18 +39,14 @@ class PairChunks(IterableDataset):
         gap_limit: torch.Tensor,
         sigma_of: Callable[[PairRecord], float],
         new_skips: Callable[[], SkipCounter],
-        crops: CropsInLoader | None = None,
     ) -> None:
         """`gap_limit`: a 1-element int tensor in shared memory; `sigma_of`: a pair's noise
-        std in search-crop pixels; `new_skips`: each process's own damage counter; `crops`:
-        cut the crops here (None: the trainer cuts them from the stored ones)."""
+        std in search-crop pixels; `new_skips`: each process's own damage counter."""
         self.data, self.seed, self.shuffle, self.chunk = data, seed, shuffle, chunk
         self.gap_limit, self.sigma_of, self.new_skips = gap_limit, sigma_of, new_skips
-        self.crops = crops
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         skips = self.new_skips()
-        rng = np.random.default_rng(process_seed(self.seed))  # the crops' draws
         seed = int(np.random.SeedSequence(process_seed(self.seed)).generate_state(1)[0])
         near = NearPairs(self.gap_limit, READ_BOUND * self.chunk)
         stream = clip_stream(
@@ -101,25 +56,17 @@ class PairChunks(IterableDataset):
         pairs = iter(stream)
         try:
             while True:
-                yield self._chunk(pairs, skips, rng)
+                yield self._chunk(pairs, skips)
         except (ShardError, JobError) as err:
             yield error_chunk(err)
 
-    def _chunk(
-        self, pairs: Iterator[PairSample], skips: SkipCounter, rng: np.random.Generator
-    ) -> dict[str, Any]:
+    def _chunk(self, pairs: Iterator[PairSample], skips: SkipCounter) -> dict[str, Any]:
         taken = list(itertools.islice(pairs, self.chunk))
-        if self.crops is not None:
-            crops = self.crops(taken, rng)
-        else:
-            crops = {
-                "z": _chw([p.z for p in taken]),
-                "x": _chw([p.x for p in taken]),
-                "z_box": torch.tensor([p.record.z_box for p in taken], dtype=torch.float32),
-                "x_box": torch.tensor([p.record.x_box for p in taken], dtype=torch.float32),
-            }
         return {
-            **crops,
+            "z": _chw([p.z for p in taken]),
+            "x": _chw([p.x for p in taken]),
+            "z_box": torch.tensor([p.record.z_box for p in taken], dtype=torch.float32),
+            "x_box": torch.tensor([p.record.x_box for p in taken], dtype=torch.float32),
             "gap": torch.tensor([p.record.gap for p in taken], dtype=torch.int32),
             "sigma": torch.tensor([self.sigma_of(p.record) for p in taken], dtype=torch.float32),
             SKIPPED: torch.tensor(skips.take_unreported(), dtype=torch.int64),

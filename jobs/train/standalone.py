@@ -81,8 +81,16 @@ def train(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m jobs.train.standalone",
-        description=__doc__.split("\n\n")[0]
-        + " Rerun the same command to resume; RUN/metrics.jsonl holds the metrics.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a stage without Ray or MLflow, in this process or as one rank of "
+        "torchrun.\nRerun the same command to resume; RUN/metrics.jsonl holds the metrics, "
+        "RUN/model.pt the model.",
+        epilog="examples:\n"
+        "  python -m jobs.train.standalone tc --data work/pairs --run-dir work/runs/tc \\\n"
+        "      init=work/runs/bd/model.pt train.use_gpu=true train.batch_size=64\n"
+        "  torchrun --nproc_per_node 8 -m jobs.train.standalone tc --data work/pairs \\\n"
+        "      --run-dir work/runs/tc8 train.use_gpu=true\n"
+        "`pul config show STAGE` lists every setting.",
     )
     parser.add_argument("stage", choices=sorted(STAGES), help="the stage to train")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config settings")

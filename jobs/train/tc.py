@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -28,15 +28,15 @@ from jobs.train.config import Tracked, TrainConfig
 from jobs.train.damage import SKIPPED, skip_counter
 from jobs.train.loading import chunks, fill_pool
 from jobs.train.loop import Loader
-from jobs.train.pair_chunks import CropsInLoader, PairChunks
+from jobs.train.pair_chunks import PairChunks
 from jobs.train.pair_stream import stream_seed
 from jobs.train.pictures import plot_responses
-from jobs.train.shared import embed_pool, export_net, to_chw, unwrap
+from jobs.train.shared import channels_last_view, embed_pool, export_net, to_chw, unwrap
 from pul.ahm import ahm_batches
-from pul.augment import AugmentConfig
+from pul.augment import AugmentConfig, two_views
 from pul.augment_device import two_views_batch
 from pul.contrastive import info_nce
-from pul.crops import context_size
+from pul.crops import box_center, context_size, crop_and_resize
 from pul.losses import LossConfig, response_loss, sigma_from_cycle_errors
 from pul.models import ModelConfig, SiamNet, build_model
 from pul.pairs import PairConfig, make_pair
@@ -147,32 +147,59 @@ class TCStage:
         generator = torch.Generator(device).manual_seed(seed)  # crops, views (device)
         gap_limit = torch.full((1,), self.gap_limit(start_step), dtype=torch.int32)
         chunk = max(1, min(64, cfg.pool // max(1, loader.workers)))
-        views = cfg.augment if cfg.contrastive_weight > 0 else None
-        crops = None if loader.augment_on_device else CropsInLoader(cfg.pairs, views)
         dataset = PairChunks(
             cfg.data, seed, cfg.shuffle, chunk, gap_limit.share_memory_(), self.sigma_px,
-            partial(skip_counter, cfg.train), crops,
+            partial(skip_counter, cfg.train),
         )  # fmt: skip
         source = chunks(dataset, loader)
         step = start_step
         while True:
             gap_limit[0] = self.gap_limit(step)
             pool, skipped = fill_pool(source, cfg.pool, device)
-            if crops is None:
+            if loader.augment_on_device:
                 templates = exemplars_batch(
                     pool["z"], pool["z_box"], cfg.pairs.exemplar, cfg.pairs.context
                 )
-            else:
-                templates = pool["template"]
+            else:  # OpenCV, as the CPU path has always cut them
+                pool = {**pool, **_as_images(pool)}
+                pairs = zip(pool["z_hwc"], pool["z_box"], strict=True)
+                templates = np.stack([exemplar(z, box, cfg.pairs) for z, box in pairs])
             index = embed_pool(unwrap(model).net, templates)
             for idx in ahm_batches(index, cfg.train.batch_size, rng, cfg.strategy):
-                picked = torch.as_tensor(idx, device=device)
-                if crops is None:
+                if loader.augment_on_device:
+                    picked = torch.as_tensor(idx, device=device)
                     batch = self._batch(pool, templates, picked, generator)
                 else:
-                    batch = _picked(pool, picked)
+                    batch = self._batch_opencv(pool, templates, idx, rng)
                 yield {**batch, SKIPPED: torch.tensor(skipped)}
                 skipped, step = 0, step + 1
+
+    def _batch_opencv(
+        self,
+        pool: dict[str, Any],
+        templates: np.ndarray,
+        idx: np.ndarray,
+        rng: np.random.Generator,
+    ) -> dict[str, torch.Tensor]:
+        """The batch cut and augmented with OpenCV on the host, fresh for every batch."""
+        cfg = self.cfg
+        made = [
+            make_pair(
+                pool["z_hwc"][i], pool["z_box"][i], pool["x_hwc"][i], pool["x_box"][i],
+                cfg.pairs, rng,
+            )
+            for i in idx
+        ]  # fmt: skip
+        batch = {
+            "z": channels_last_view(np.stack([m[0] for m in made])),
+            "x": channels_last_view(np.stack([m[1] for m in made])),
+            "offset": torch.from_numpy(np.stack([m[2] for m in made])),
+            "sigma": pool["sigma"][torch.as_tensor(idx)],
+        }
+        if cfg.contrastive_weight > 0:
+            a, b = two_views(templates[idx], rng, cfg.augment)
+            batch["views"] = channels_last_view(np.concatenate([a, b]))
+        return batch
 
     def _batch(
         self,
@@ -243,12 +270,20 @@ class TCStage:
         )
 
 
-def _picked(pool: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
-    """A batch of pairs the loader processes cut already (CropsInLoader)."""
-    batch = {key: pool[key][idx] for key in ("z", "x", "offset", "sigma")}
-    if "a" in pool:
-        batch["views"] = torch.cat([pool["a"][idx], pool["b"][idx]])
-    return batch
+def _as_images(pool: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """The pool's crops as N x H x W x 3 uint8 arrays and its boxes as float64, for OpenCV."""
+    return {
+        "z_hwc": pool["z"].permute(0, 2, 3, 1).cpu().numpy(),
+        "x_hwc": pool["x"].permute(0, 2, 3, 1).cpu().numpy(),
+        "z_box": pool["z_box"].cpu().double().numpy(),
+        "x_box": pool["x_box"].cpu().double().numpy(),
+    }
+
+
+def exemplar(z: np.ndarray, box: np.ndarray, cfg: PairConfig) -> np.ndarray:
+    """A pair's template as the tracker would see it (no augmentation)."""
+    side = context_size(box[2], box[3], cfg.context)
+    return crop_and_resize(z, box_center(box), side, cfg.exemplar)
 
 
 STAGE_ADDS = ("projection.",)

@@ -129,7 +129,7 @@ def test_stage_1_2_3_on_tiny_data(tmp_path, ray_local):
     # What stage 3 did to its stage-1 start, on pairs it never saw. Measured: BCE 0.734 ->
     # 0.665, peak error 33 -> 8 px (a map peaking at its centre: 25 px) with the stages'
     # data made on the training thread; with their loader processes (other random streams)
-    # the stage-1 start is better and the gain smaller: 18.4 -> 10.1 px. In 4 steps most of
+    # the stage-1 start scored better and the gain was smaller. In 4 steps most of
     # it is batch norm's statistics, re-estimated on stage-3 crops (stage 1's come from
     # patches): a run whose optimizer never steps scores about as well, and only the last
     # check, that the weights moved, fails for it.
@@ -141,4 +141,5 @@ def test_stage_1_2_3_on_tiny_data(tmp_path, ray_local):
     assert error_after < min(16.0, 0.7 * error_before), (error_before, error_after)
     start = dict(load_weights(bd_model).named_parameters())  # weights, not batch-norm stats
     trained = dict(load_weights(tc_model).named_parameters())
-    assert max(float((trained[k] - start[k]).abs().max()) for k in trained) > 1e-3
+    moved = max(float((trained[k] - start[k]).abs().max()) for k in trained)
+    assert moved > 1e-4  # measured 9.6e-4 (0 when the optimizer never steps)
