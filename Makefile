@@ -32,7 +32,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/shards_read.py
 	$(PY) bench/track_speed.py
-	$(PY) bench/train_speed.py
+	$(PY) bench/train_throughput.py --quick
 
 clean:
 	rm -rf $(VENV) work
