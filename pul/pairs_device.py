@@ -69,19 +69,23 @@ def make_pairs_batch(
     cfg: PairConfig,
     generator: torch.Generator | None = None,
     draw: DevicePairDraw | None = None,
+    templates: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """N training pairs from their source crops, all on the sources' device.
 
     z_src: N x 3 x Hz x Wz, x_src: N x 3 x Hx x Wx (uint8, BGR); z_boxes, x_boxes: N x 4
     (x, y, w, h) in those crops' pixel-edge coordinates. draw: the random part to apply
-    (None: drawn here). Returns (templates N x 3 x exemplar^2, searches N x 3 x instance^2,
+    (None: drawn here); templates: the pairs' exemplars_batch, when the caller has them
+    already (None: cut here). Returns (templates N x 3 x exemplar^2, searches N x 3 x instance^2,
     both float32 with integer values 0..255; offsets N x 2 float32, search pixels).
     """
     if len(z_src) != len(x_src) or len(z_boxes) != len(z_src) or len(x_boxes) != len(x_src):
         raise ValueError("need as many template and search sources and boxes")
     if draw is None:
         draw = draw_pairs_batch(len(z_src), cfg, z_src.device, generator)
-    z = exemplars_batch(z_src, z_boxes, cfg.exemplar, cfg.context)
+    if templates is None:
+        templates = exemplars_batch(z_src, z_boxes, cfg.exemplar, cfg.context)
+    z = templates
     x_boxes = x_boxes.float()
     x_size = _context_size(x_boxes, cfg.context) * (cfg.instance / cfg.exemplar) * draw.scale
     # The crop's centre moves against the shift, so the target lands shift pixels off centre.

@@ -209,9 +209,10 @@ class TCStage:
         generator: torch.Generator,
     ) -> dict[str, torch.Tensor]:
         cfg = self.cfg
+        # the pool's templates are cut already (for AHM): not cut again for the batch
         z, x, offset = make_pairs_batch(
             pool["z"][idx], pool["z_box"][idx], pool["x"][idx], pool["x_box"][idx], cfg.pairs,
-            generator,
+            generator, templates=templates[idx],
         )  # fmt: skip
         batch = {"z": z, "x": x, "offset": offset, "sigma": pool["sigma"][idx]}
         if cfg.contrastive_weight > 0:
