@@ -39,9 +39,10 @@ from tqdm import tqdm
 
 from jobs.config import save_config, to_dict
 from jobs.errors import JobError
+from jobs.pair_crops import crop_pair
 from jobs.runtime import cluster_cpus, connect_ray, run_bounded
 from pul.boxes import iou
-from pul.crops import box_center, context_size, crop_and_resize, search_size
+from pul.crops import box_center
 from pul.mining import MinedPair, MiningConfig, mine_clip
 from pul.models.siamese import SiamNet
 from pul.weights import load_weights
@@ -54,12 +55,7 @@ from shards.manifest import (
 )
 from shards.pairs import (
     SHARD_PATTERN,
-    X_OUT,
-    X_SIDE,
-    Z_OUT,
-    Z_SIDE,
     PairRecord,
-    box_in_crop,
     pair_sample,
     read_records,
     summarize,
@@ -313,7 +309,9 @@ def clip_samples(
     frames = [clip.frame(i) for i in range(len(clip))]
     samples = []
     for pair in mine_clip(frames, net, cfg.mining, rng):
-        z, x, z_box, x_box = crop_pair(frames, pair)
+        z, x, z_box, x_box = crop_pair(
+            frames[pair.seed_frame], pair.seed_box, frames[pair.target_frame], pair.box
+        )
         record = PairRecord(
             clip=clip.key,
             seed_index=pair.seed_index,
@@ -331,19 +329,6 @@ def clip_samples(
         )
         samples.append(pair_sample(record, z, x, cfg.jpeg_quality))
     return samples
-
-
-def crop_pair(frames: list[np.ndarray], pair: MinedPair) -> tuple:
-    """(z crop, x crop, seed box in z, mined box in x), with the margins of shards.pairs."""
-    z_centre = box_center(pair.seed_box)
-    z_side = Z_SIDE * context_size(pair.seed_box[2], pair.seed_box[3])
-    z = crop_and_resize(frames[pair.seed_frame], z_centre, z_side, Z_OUT)
-    x_centre = box_center(pair.box)
-    x_side = X_SIDE * search_size(context_size(pair.box[2], pair.box[3]))
-    x = crop_and_resize(frames[pair.target_frame], x_centre, x_side, X_OUT)
-    z_box = box_in_crop(pair.seed_box, z_centre, z_side, Z_OUT)
-    x_box = box_in_crop(pair.box, x_centre, x_side, X_OUT)
-    return z, x, z_box, x_box
 
 
 def gt_error(clip: Clip, pair: MinedPair) -> float | None:

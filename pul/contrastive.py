@@ -77,3 +77,12 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float, gather: bool = True) 
     positive = rank * 2 * n + (local + n) % (2 * n)  # 2N: the other view of the same patch
     logits = logits.masked_fill(F.one_hot(own, logits.shape[1]).bool(), float("-inf"))
     return F.cross_entropy(logits, positive)
+
+
+def negative_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean cosine similarity of the negatives (a_i, b_j), i != j, of this rank's batch of
+    unit-norm embeddings a, b (N x D): how hard the batch's negatives are (AHM raises it,
+    supplement Sec. C). Needs N >= 2."""
+    sim = a @ b.t()
+    n = sim.shape[0]
+    return (sim.sum() - sim.diagonal().sum()) / (n * (n - 1))

@@ -16,6 +16,7 @@ from jobs.cli import (
     config_show,
     demo,
     evaluate,
+    experiment,
     mine,
     mlflow_serve,
     models,
@@ -46,6 +47,7 @@ Typical session:
   pul eval --root work/bench --model work/runs/tc/model.pt --baseline still
   pul demo                     the whole pipeline on the bundled data, registered in MLflow
   pul pipeline --config configs/demo.yaml --work work/run1    the same, any config
+  pul experiment noise-robustness --budget small   a claim of the paper, table and plot
   pul models list;  pul models promote pul-alexnet 2 --alias champion
   pul submit pipeline --profile dev --config configs/demo.yaml --work work/w   on Slurm
 
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_command(commands)
     track.add_command(commands)
     tune.add_command(commands)
+    experiment.add_command(commands)
     models.add_commands(commands)
     mlflow_serve.add_command(commands)
     pipeline.add_command(commands)

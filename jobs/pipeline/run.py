@@ -71,24 +71,30 @@ class Context:
         return {PARENT: self.parent, "pul.stage": stage, "pul.code_version": self.code}
 
 
-def run_pipeline(cfg: PipelineConfig, work: str | Path) -> dict[str, Any]:
-    """Run (or continue) the pipeline in `work`; returns the summary the CLI prints."""
+def run_pipeline(
+    cfg: PipelineConfig, work: str | Path, inputs_only: bool = False
+) -> dict[str, Any]:
+    """Run (or continue) the pipeline in `work`; returns the summary the CLI prints.
+
+    inputs_only: stop after mining, with the benchmark made: what experiments start from
+    (clips, the stage-1 model, mined pairs, the benchmark folder under "benchmark")."""
     work = Path(work).resolve()
     _check(cfg)
     ctx = Context(cfg, work, resolve_uri(cfg.tracking_uri, work), code_version())
-    ctx.steps_total = _count_steps(cfg)
-    ctx.parent_folder = step(ctx.work, "pipeline", config=to_dict(ctx.cfg), code=ctx.code).folder
-    tags = {"pul.stage": "pipeline", "pul.code_version": ctx.code}
+    ctx.steps_total = _count_steps(cfg, inputs_only)
+    name = "inputs" if inputs_only else "pipeline"
+    ctx.parent_folder = step(ctx.work, name, config=to_dict(ctx.cfg), code=ctx.code).folder
+    tags = {"pul.stage": name, "pul.code_version": ctx.code}
     started = time.time()
     # the parent run, like each step's, ends FINISHED, FAILED or KILLED with its block
     with tracked_run(ctx.uri, cfg.experiment, ctx.parent_folder, "pipeline", tags) as opened:
         client, ctx.parent = opened
         _describe_parent(ctx, client)
-        summary = _run_steps(ctx)
+        summary = _run_inputs(ctx) if inputs_only else _run_steps(ctx)
     summary["seconds"] = round(time.time() - started, 1)
     summary["steps"] = {"total": ctx.steps_total, "skipped": ctx.steps_skipped}
     summary.update(work=str(work), tracking_uri=ctx.uri, parent_run=ctx.parent)
-    (work / "pipeline.json").write_text(json.dumps(summary, indent=2, default=str))
+    (work / f"{name}.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
 
 
@@ -109,8 +115,10 @@ def _check(cfg: PipelineConfig) -> None:
         raise JobError(f"benchmark root not found: {cfg.benchmark.root}")
 
 
-def _count_steps(cfg: PipelineConfig) -> int:
+def _count_steps(cfg: PipelineConfig, inputs_only: bool = False) -> int:
     synth = int(cfg.data.synth is not None) + int(cfg.benchmark.synth is not None)
+    if inputs_only:
+        return synth + 3  # clips, bd, mine
     return synth + 5 + int(cfg.register)  # clips, bd, mine, tc, eval (+ register)
 
 
@@ -131,6 +139,14 @@ def _run_steps(ctx: Context) -> dict[str, Any]:
     if ctx.cfg.register:
         summary["registered"] = _register(ctx, clips, pairs, tc, scores)
     return summary
+
+
+def _run_inputs(ctx: Context) -> dict[str, Any]:
+    clips = _clips(ctx)
+    bd = _bd(ctx, clips)
+    pairs = _mine(ctx, clips, bd)
+    root, _ = _benchmark(ctx)
+    return {"clips": clips, "bd": bd, "pairs": pairs, "benchmark": root}
 
 
 # -- data ------------------------------------------------------------------------------

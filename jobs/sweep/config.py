@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from jobs.sweep.space import check, dimensions
+from jobs.sweep.space import ARM, check, check_arms, dimensions
 from jobs.train.tc import TCConfig
 
 BenchmarkFormat = Literal["otb", "got10k", "lasot", "vot"]
@@ -98,10 +98,16 @@ class SweepConfig:
     trial taking tc.train.workers x tc.train.cpus_per_worker CPUs (x 1 GPU with use_gpu)."""
     register: bool = True
     """Register the best finished trial's tracker (alias candidate, tag pul.sweep_run)."""
+    arms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Named bundles of settings, compared as one searched value `arm` (list it in the
+    space: `arm: [name, ...]`). Each arm sets TCConfig fields by dotted path, and may train
+    on its own `data` and start from its own `init` (e.g. a supervised baseline on labeled
+    pairs against PUL on mined ones); the space's other keys vary within every arm."""
 
     def __post_init__(self) -> None:
         dims = dimensions(self.space)
-        check(dims, self.tc)
+        check([d for d in dims if d.key != ARM], self.tc)
+        check_arms(self.arms, [d for d in dims if d.key == ARM], self.tc)
         ranges = [d.key for d in dims if not d.is_choice]
         if self.searcher == "grid" and ranges:
             raise ValueError(

@@ -12,7 +12,7 @@ from jobs.sweep.config import SweepConfig
 from jobs.sweep.ranking import PLOT, TABLE, plot, table
 from jobs.sweep.results import TrialRow, write_json
 from jobs.sweep.space import dimensions
-from jobs.sweep.trial import SWEEP_TAG
+from jobs.sweep.trial import SWEEP_TAG, trial_config
 from jobs.train.shared import MODEL_FILE
 from jobs.train.stages import CONFIG_FILE
 from shards.manifest import read_manifest
@@ -76,7 +76,7 @@ def _register(
         SWEEP_TAG: parent,
         "pul.train_run": best.run_id,
         "pul.trial": best.trial_id,
-        "pul.pairs_lineage": read_manifest(cfg.data).lineage,
+        "pul.pairs_lineage": read_manifest(trial_config(cfg, best.point, uri).data).lineage,
         **{f"pul.param.{key}": str(value) for key, value in best.point.items()},
     }
     name, version = register_tracker(

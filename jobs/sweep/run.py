@@ -17,6 +17,7 @@ from jobs.pipeline.steps import step_key
 from jobs.sweep.config import SweepConfig
 from jobs.sweep.publish import publish
 from jobs.sweep.results import TrialRow, collect
+from jobs.sweep.space import ARM_PATHS
 from jobs.sweep.trial import validator
 from jobs.sweep.tuner import run_tuner
 from jobs.tracking.runs import code_version, log_params, resolve_uri, tracked_run
@@ -74,4 +75,16 @@ def _resolved(cfg: SweepConfig) -> SweepConfig:
     validation = dataclasses.replace(
         cfg.validation, root=absolute.pop("validation.root", cfg.validation.root)
     )
-    return dataclasses.replace(cfg, validation=validation, **absolute)
+    arms = {name: _resolved_arm(name, arm) for name, arm in cfg.arms.items()}
+    return dataclasses.replace(cfg, validation=validation, arms=arms, **absolute)
+
+
+def _resolved_arm(name: str, arm: dict[str, Any]) -> dict[str, Any]:
+    """An arm with its own data or init checked and made absolute ('' init: a fresh net)."""
+    arm = dict(arm or {})
+    for key in ARM_PATHS:
+        if arm.get(key):
+            if not Path(arm[key]).exists():
+                raise JobError(f"no such path: {arm[key]} (arms.{name}.{key})")
+            arm[key] = str(Path(arm[key]).resolve())
+    return arm

@@ -34,6 +34,10 @@ OWNED = {
 }  # fmt: skip
 """Fields the sweep sets itself, or that every trial must share: train.steps is the time axis
 ASHA compares trials on, validate_every when they report the value compared."""
+ARM = "arm"
+"""The searched key naming one of the sweep's arms (bundles of settings, SweepConfig.arms)."""
+ARM_PATHS = ("data", "init")
+"""Inputs an arm may set for its trials, besides TCConfig fields."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,39 @@ def _check_key(key: str) -> None:
         cls = typing.get_type_hints(cls)[part]
     if dataclasses.is_dataclass(cls):
         raise ValueError(f"space.{key}: a whole section; name one of its fields")
+
+
+def check_arms(arms: dict[str, dict[str, Any]], arm_dims: list[Dimension], tc: TCConfig) -> None:
+    """Arms and the `arm` key of the space go together; every arm's settings valid, every
+    listed arm defined: ValueError naming the first that is not."""
+    if not arm_dims:
+        if arms:
+            raise ValueError(f"arms {sorted(arms)} are defined but the space has no '{ARM}' key")
+        return
+    listed = arm_dims[0].values
+    if not listed:
+        raise ValueError(f"space.{ARM}: a list of arm names, not a range")
+    unknown = [name for name in listed if name not in arms]
+    if unknown:
+        raise ValueError(f"space.{ARM}: no arm named {unknown[0]!r} (defined: {sorted(arms)})")
+    for name, settings in arms.items():
+        fields = {k: v for k, v in _flat(settings or {}) if k not in ARM_PATHS}
+        for key, value in fields.items():
+            try:
+                _check_key(key)
+                with_values(tc, {key: value})
+            except (ValueError, ConfigError) as err:
+                raise ValueError(f"arms.{name}: {err}") from None
+
+
+def arm_settings(arms: dict[str, dict[str, Any]], point: dict[str, Any]) -> dict[str, Any]:
+    """A trial's point with its arm's settings in place of the arm's name (flat, dotted),
+    the point's own keys taking precedence."""
+    point = dict(point)
+    name = point.pop(ARM, None)
+    if name is None:
+        return point
+    return {**dict(_flat(arms[name] or {})), **point}
 
 
 def with_values(tc: TCConfig, point: dict[str, Any]) -> TCConfig:

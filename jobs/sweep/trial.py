@@ -21,7 +21,7 @@ from jobs.evaluation.evaluate import EvalRequest, evaluate
 from jobs.pipeline.run import PARENT
 from jobs.sweep.config import SweepConfig
 from jobs.sweep.relay import TuneRelay, ValidatedStage
-from jobs.sweep.space import with_values
+from jobs.sweep.space import ARM_PATHS, arm_settings, with_values
 from jobs.sweep.validation import HeldOutAUC
 from jobs.train.job import run_stage
 from jobs.train.stages import STAGES, check_data
@@ -38,11 +38,12 @@ def trial_dir(folder: str | Path, trial_id: str) -> Path:
 
 
 def trial_config(sweep: SweepConfig, point: dict[str, Any], uri: str) -> TCConfig:
-    """The trial's stage-3 config: the sweep's tc at `point`, on the sweep's data and init."""
-    cfg = with_values(sweep.tc, point)
-    return dataclasses.replace(
-        cfg, data=sweep.data, init=sweep.init, experiment=sweep.experiment, tracking_uri=uri
-    )
+    """The trial's stage-3 config: the sweep's tc at `point` (its arm's settings included),
+    on its arm's data and init, else the sweep's."""
+    settings = arm_settings(sweep.arms, point)
+    paths = {key: settings.pop(key, getattr(sweep, key)) for key in ARM_PATHS}
+    cfg = with_values(sweep.tc, settings)
+    return dataclasses.replace(cfg, **paths, experiment=sweep.experiment, tracking_uri=uri)
 
 
 def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:

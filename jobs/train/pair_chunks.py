@@ -25,7 +25,7 @@ from jobs.train.damage import SKIPPED
 from jobs.train.loading import error_chunk, process_seed
 from jobs.train.shared import READ_BOUND, channels_last_view
 from shards.errors import ShardError
-from shards.pairs import PairRecord, PairSample, decode_pair, decode_record
+from shards.pairs import Box, PairRecord, PairSample, decode_pair, decode_record
 from shards.reader import SkipCounter, clip_stream
 
 
@@ -39,11 +39,14 @@ class PairChunks(IterableDataset):
         gap_limit: torch.Tensor,
         sigma_of: Callable[[PairRecord], float],
         new_skips: Callable[[], SkipCounter],
+        x_box_of: Callable[[PairRecord], Box] | None = None,
     ) -> None:
         """`gap_limit`: a 1-element int tensor in shared memory; `sigma_of`: a pair's noise
-        std in search-crop pixels; `new_skips`: each process's own damage counter."""
+        std in search-crop pixels; `new_skips`: each process's own damage counter;
+        `x_box_of`: the box the pair is labeled with in x.jpg (label_noise.py moves it)."""
         self.data, self.seed, self.shuffle, self.chunk = data, seed, shuffle, chunk
         self.gap_limit, self.sigma_of, self.new_skips = gap_limit, sigma_of, new_skips
+        self.x_box_of = x_box_of or stored_x_box
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         skips = self.new_skips()
@@ -66,11 +69,15 @@ class PairChunks(IterableDataset):
             "z": _chw([p.z for p in taken]),
             "x": _chw([p.x for p in taken]),
             "z_box": torch.tensor([p.record.z_box for p in taken], dtype=torch.float32),
-            "x_box": torch.tensor([p.record.x_box for p in taken], dtype=torch.float32),
+            "x_box": torch.tensor([self.x_box_of(p.record) for p in taken], dtype=torch.float32),
             "gap": torch.tensor([p.record.gap for p in taken], dtype=torch.int32),
             "sigma": torch.tensor([self.sigma_of(p.record) for p in taken], dtype=torch.float32),
             SKIPPED: torch.tensor(skips.take_unreported(), dtype=torch.int64),
         }
+
+
+def stored_x_box(record: PairRecord) -> Box:
+    return record.x_box
 
 
 class NearPairs:

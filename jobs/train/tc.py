@@ -26,6 +26,7 @@ from torch import nn
 from jobs.errors import JobError
 from jobs.train.config import Tracked, TrainConfig
 from jobs.train.damage import SKIPPED, skip_counter
+from jobs.train.label_noise import noisy_x_box
 from jobs.train.loading import chunks, fill_pool
 from jobs.train.loop import Loader
 from jobs.train.pair_chunks import PairChunks
@@ -35,7 +36,7 @@ from jobs.train.shared import channels_last_view, embed_pool, export_net, to_chw
 from pul.ahm import ahm_batches
 from pul.augment import AugmentConfig, two_views
 from pul.augment_device import two_views_batch
-from pul.contrastive import info_nce
+from pul.contrastive import info_nce, negative_similarity
 from pul.crops import box_center, context_size, crop_and_resize
 from pul.losses import LossConfig, response_loss, sigma_from_cycle_errors
 from pul.models import ModelConfig, SiamNet, build_model
@@ -79,6 +80,11 @@ class TCConfig(Tracked):
     """Steps, optimiser, workers, checkpoints."""
     shuffle: int = 256
     """Pairs held in the shuffle buffer of each data stream."""
+    label_noise: float = 0.0
+    """Annotation noise added on purpose, for the noise-robustness experiment: each pair's
+    target centre moves by a fixed Gaussian offset of this std per axis, in search-crop
+    pixels (jobs/train/label_noise.py); the loss is told sqrt(noise^2 + label_noise^2).
+    0: the pairs as stored."""
 
     def __post_init__(self) -> None:
         if self.contrastive_weight < 0 or self.tau <= 0:
@@ -87,6 +93,8 @@ class TCConfig(Tracked):
             raise ValueError(
                 f"need 1 <= gap_start <= gap_end, got {self.gap_start}, {self.gap_end}"
             )
+        if not (np.isfinite(self.label_noise) and self.label_noise >= 0):
+            raise ValueError(f"label_noise must be finite and >= 0 pixels, got {self.label_noise}")
         if self.pool < 2 * self.train.batch_size:
             raise ValueError(f"pool ({self.pool}) must hold at least two batches")
 
@@ -149,7 +157,7 @@ class TCStage:
         chunk = max(1, min(64, cfg.pool // max(1, loader.workers)))
         dataset = PairChunks(
             cfg.data, seed, cfg.shuffle, chunk, gap_limit.share_memory_(), self.sigma_px,
-            partial(skip_counter, cfg.train),
+            partial(skip_counter, cfg.train), self.labeled_x_box,
         )  # fmt: skip
         source = chunks(dataset, loader)
         step = start_step
@@ -221,7 +229,10 @@ class TCStage:
         return batch
 
     def sigma_px(self, record: PairRecord) -> float:
-        """The pair's noise std in search-crop pixels."""
+        """The pair's noise std in search-crop pixels (independent noises add in squares)."""
+        return float(np.hypot(self._stored_sigma_px(record), self.cfg.label_noise))
+
+    def _stored_sigma_px(self, record: PairRecord) -> float:
         if self.noise_rel is None:
             return self.cfg.loss.noise_px()
         w, h = record.x_box[2:]
@@ -232,6 +243,11 @@ class TCStage:
             * self.cfg.pairs.exemplar
             / context_size(w, h, self.cfg.pairs.context)
         )
+
+    def labeled_x_box(self, record: PairRecord) -> tuple:
+        """The box a pair is trained on in x.jpg: as stored, or moved by label_noise."""
+        cfg = self.cfg
+        return noisy_x_box(record, cfg.label_noise, cfg.train.seed, cfg.pairs.instance)
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]):
         cfg = self.cfg
@@ -245,8 +261,10 @@ class TCStage:
         metrics = {"loss_response": nr.detach()}  # read on the host at log steps only
         if emb is None:
             return nr, metrics
-        contrastive = info_nce(*emb.float().chunk(2), cfg.tau)
+        a, b = emb.float().chunk(2)
+        contrastive = info_nce(a, b, cfg.tau)
         metrics["loss_contrastive"] = contrastive.detach()
+        metrics["negative_similarity"] = negative_similarity(a.detach(), b.detach())
         return nr + cfg.contrastive_weight * contrastive, metrics
 
     def export(self, model: nn.Module, folder: str) -> None:
