@@ -59,6 +59,8 @@ def write_truth_pairs(
     manifest = read_manifest(clips)
     if manifest.kind != "clips":
         raise ShardError(f"{clips} holds {manifest.kind}, not clips")
+    if not any(clip.meta.get("gt") for clip in clip_stream(clips)):
+        raise ShardError(f"{clips}: no clip carries ground-truth boxes to cut pairs from")
     out.mkdir(parents=True, exist_ok=True)
     per_clip = math.ceil(pairs / max(1, manifest.samples))
     rng = np.random.default_rng(seed)
@@ -73,7 +75,7 @@ def write_truth_pairs(
         count = write_pair_shard(path, samples)
         entries.append(ShardEntry(path.name, count, path.stat().st_size, sha256_file(path)))
     if not records:
-        raise ShardError(f"{clips}: no clip carries ground-truth boxes to cut pairs from")
+        raise ShardError(f"{clips}: no clip has a labeled pair of frames {max_gap} or fewer apart")
     extra = {"source_lineage": manifest.lineage, **summarize(records, manifest.samples)}
     config = {SETTINGS_KEY: settings}
     write_manifest(out, Manifest("pairs", entries, command or ["pul"], config, extra))

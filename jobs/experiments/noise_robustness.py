@@ -48,13 +48,14 @@ def report(rows: list[TrialRow], cfg: ExperimentConfig, uri: str = "") -> tuple[
         for level in levels
     ]  # fmt: skip
     table = markdown_table(["noise (px)", "BCE AUC", "NR AUC", "NR over BCE"], lines)
-    top = levels[-1] if levels else None
-    gain = relative_gain(auc["nr"][top], auc["bce"][top]) if top is not None else "-"
-    text = (
-        f"## {NAME}\n\nClaim: {CLAIM}.\n\n{table}\n"
-        f"Relative NR-over-BCE gain at {top:g} px: **{gain}** (paper: +5.7% at 50 px).\n"
-        f"{seeds_line(rows)}\n"
-    )
+    both = [level for level in levels if level in auc["bce"] and level in auc["nr"]]
+    if both:  # the largest noise where both losses have a finished trial
+        top = both[-1]
+        gain = relative_gain(auc["nr"][top], auc["bce"][top])
+        verdict = f"Relative NR-over-BCE gain at {top:g} px: **{gain}** (paper: +5.7% at 50 px)."
+    else:
+        verdict = "No noise level has a finished trial of both losses: no gain to report."
+    text = f"## {NAME}\n\nClaim: {CLAIM}.\n\n{table}\n{verdict}\n{seeds_line(rows)}\n"
     figure = Figure(figsize=(5.5, 3.8), dpi=120)
     axes = figure.add_subplot()
     for loss, colour in zip(LOSSES, ("C3", "C0"), strict=True):

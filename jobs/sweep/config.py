@@ -106,7 +106,10 @@ class SweepConfig:
 
     def __post_init__(self) -> None:
         dims = dimensions(self.space)
-        check([d for d in dims if d.key != ARM], self.tc)
+        if not dims:
+            raise ValueError("the search space is empty: give space.KEY=[values]")
+        if any(d.key != ARM for d in dims):
+            check([d for d in dims if d.key != ARM], self.tc)
         check_arms(self.arms, [d for d in dims if d.key == ARM], self.tc)
         ranges = [d.key for d in dims if not d.is_choice]
         if self.searcher == "grid" and ranges:
