@@ -56,22 +56,24 @@ def tune_config(cfg: SweepConfig, concurrent: int) -> Any:
         metric=cfg.metric,
         mode="max",
         num_samples=1 if cfg.searcher == "grid" else cfg.num_samples,
-        search_alg=searcher(cfg),
+        search_alg=searcher(cfg, concurrent),
         scheduler=scheduler(cfg),
         max_concurrent_trials=concurrent,
     )
 
 
-def searcher(cfg: SweepConfig) -> Any:
+def searcher(cfg: SweepConfig, concurrent: int) -> Any:
     """grid and random: Tune's own variant generator (grid_search or sampled space);
-    optuna: Optuna's TPE through OptunaSearch. Both seeded."""
+    optuna: Optuna's TPE through OptunaSearch. Both seeded, both `concurrent` trials at once."""
     if cfg.searcher == "optuna":
         from ray.tune.search.optuna import OptunaSearch
 
-        return OptunaSearch(seed=cfg.seed)
+        return OptunaSearch(seed=cfg.seed)  # Tune wraps it in a ConcurrencyLimiter
     from ray.tune.search import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=cfg.seed)
+    # given as an instance, Tune ignores TuneConfig.max_concurrent_trials for it ("requires
+    # a Searcher"): every trial would start at once, each waiting for CPUs it cannot get
+    return BasicVariantGenerator(random_state=cfg.seed, max_concurrent=concurrent)
 
 
 def scheduler(cfg: SweepConfig) -> Any:

@@ -86,3 +86,14 @@ def test_the_ranking_lists_stopped_trials_and_plots_one_panel_per_field(tmp_path
     assert lines[4].startswith("| 3 | c | 0 | 0.009 | stopped early at step 4 | 4 | 0.520 | - |")
     image = plt.imread(plot(rows, dims, tmp_path / "ranking.png"))
     assert image.shape[1] > 3 * image.shape[0] // 2 and image[..., :3].std() > 0.05
+
+
+@pytest.mark.parametrize("searcher", ["grid", "random", "optuna"])
+def test_every_searcher_runs_only_as_many_trials_at_once_as_asked(searcher):
+    from jobs.sweep.tuner import tune_config
+
+    space = {"train.batch_size": [4, 8]}
+    config = tune_config(SweepConfig(searcher=searcher, space=space), concurrent=2)
+    assert config.max_concurrent_trials == 2
+    if searcher != "optuna":  # Tune ignores max_concurrent_trials for a generator instance
+        assert config.search_alg.max_concurrent == 2
