@@ -6,11 +6,12 @@ PUL := $(VENV)/bin/pul
 WORK ?= work/demo
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint bench clean help
+.PHONY: demo test test-slow lint bench clean help
 
 help:
 	@echo "make demo   run the PUL demo pipeline on the bundled data (work dir: $(WORK))"
-	@echo "make test   run the test suite (what CI runs)"
+	@echo "make test   run the test suite (the fast part: minutes)"
+	@echo "make test-slow  the long tests CI also runs (Ray fault tolerance, resume, sweeps)"
 	@echo "make lint   ruff"
 	@echo "make bench  run the benchmarks under bench/"
 
@@ -25,6 +26,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The long tests that guard promises (fault tolerance, stop and resume, sweeps); CI runs them.
+test-slow: $(STAMP)
+	$(PY) -m pytest -m "slow and not slurm and not gpu"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
