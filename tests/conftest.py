@@ -3,12 +3,12 @@ one thread. Shared helpers that are not fixtures: tests/helpers.py."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 
-@pytest.fixture(scope="session")
-def ray_local():
-    """A real local Ray cluster on this machine's CPUs (not a mock); shut down at the end."""
+def _start_local_ray():
     import logging
 
     import ray
@@ -22,8 +22,39 @@ def ray_local():
         logging_level=logging.WARNING,
         configure_logging=False,
     )
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A real local Ray cluster on this machine's CPUs (not a mock); shut down at the end."""
+    import ray
+
+    _start_local_ray()
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _ray_cpus_given_back(request):
+    """After a test on the shared cluster: its CPUs all free again, else a new cluster.
+
+    A test that fails or times out mid-sweep leaves its trials' actors holding the CPUs;
+    every later test's tasks would then wait for them forever (a whole CI run was lost so).
+    """
+    yield
+    if "ray_local" not in request.fixturenames:
+        return
+    import ray
+
+    if not ray.is_initialized():
+        return
+    deadline = time.monotonic() + 30  # actors being torn down give their CPUs back soon
+    while time.monotonic() < deadline:
+        if ray.available_resources().get("CPU", 0) >= ray.cluster_resources().get("CPU", 0):
+            return
+        time.sleep(0.5)
+    ray.shutdown()
+    _start_local_ray()
 
 
 @pytest.fixture(scope="module")
