@@ -19,6 +19,8 @@ class ExperimentConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     """Training seeds (tc.train.seed) every compared setting is trained with; the report
     gives the mean and the spread over them."""
+    noise_seeds: list[int] = field(default_factory=lambda: [0])
+    """noise-robustness's own seeds (each one 2 losses x every noise level: many trials)."""
     truth_pairs: int = 1024
     """Pairs cut from the clips' ground truth (the labeled pairs of noise-robustness and
     of the supervised baseline)."""
@@ -28,8 +30,8 @@ class ExperimentConfig:
     """ahm-vs-rss: the small batch sizes compared."""
 
     def __post_init__(self) -> None:
-        if not self.seeds:
-            raise ValueError("seeds: give at least one training seed")
+        if not self.seeds or not self.noise_seeds:
+            raise ValueError("seeds and noise_seeds: give at least one training seed each")
         if self.truth_pairs < 1:
             raise ValueError(f"truth_pairs must be >= 1, got {self.truth_pairs}")
         if not self.noise_levels or min(self.noise_levels) < 0:

@@ -27,7 +27,7 @@ LOSSES = ("bce", "nr")
 def sweep_config(cfg: ExperimentConfig, inputs: Inputs) -> SweepConfig:
     # the stored pairs are exact (cut from truth): the loss's noise is the added noise alone
     tc = dataclasses.replace(cfg.sweep.tc, loss=dataclasses.replace(cfg.sweep.tc.loss, noise=0.0))
-    space = {LOSS: list(LOSSES), NOISE: list(cfg.noise_levels), SEED: list(cfg.seeds)}
+    space = {LOSS: list(LOSSES), NOISE: list(cfg.noise_levels), SEED: list(cfg.noise_seeds)}
     return inputs.sweep(cfg.sweep, tc, space, data=inputs.truth, init=inputs.bd)
 
 

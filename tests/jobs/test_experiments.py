@@ -161,7 +161,7 @@ def test_ahm_vs_rss_without_mlflow_reports_the_aucs_and_no_similarity(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(seeds=[]), "seeds: give at least one training seed"),
+        (dict(seeds=[]), "give at least one training seed each"),
         (dict(noise_levels=[0.0, -5.0]), "noise_levels must be >= 0 pixels"),
         (dict(noise_levels=[]), "noise_levels must be >= 0 pixels"),
         (dict(batch_sizes=[1, 4]), r"batch_sizes must be >= 2 \(a batch holds negatives\)"),
@@ -179,7 +179,7 @@ def test_an_experiment_config_refuses_settings_that_compare_nothing(kwargs, mess
         (["no-such-claim"], "no experiment named 'no-such-claim': choose one of noise-robustness"),
         (["ahm-vs-rss", "--budget", "huge"], "no budget named 'huge': choose one of full, small"),
         (["ahm-vs-rss", "--config", "{missing}"], "config file not found: {missing}"),
-        (["ahm-vs-rss", "seeds=[]"], "seeds: give at least one training seed"),
+        (["ahm-vs-rss", "seeds=[]"], "give at least one training seed each"),
     ],
 )
 def test_the_experiment_command_refuses_in_one_line_and_creates_no_work_folder(
@@ -200,7 +200,7 @@ def test_both_budget_presets_load():
     small = load_config(ExperimentConfig, PRESETS / "small.yaml")
     full = load_config(ExperimentConfig, PRESETS / "full.yaml")
     assert small.noise_levels == [0, 10, 20, 30, 40, 50] == full.noise_levels
-    assert (small.seeds, small.batch_sizes, small.truth_pairs) == ([0], [4, 8], 1024)
+    assert (small.seeds, small.noise_seeds, small.batch_sizes) == ([0, 1, 2], [0], [4, 8])
     assert small.sweep.tc.train.steps == 200 and small.sweep.tc.model.width == 0.25
     assert full.seeds == [0, 1, 2] and full.sweep.tc.train.use_gpu
     # the trials' pools hold two batches at every batch size compared

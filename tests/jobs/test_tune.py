@@ -150,7 +150,7 @@ def test_a_sweep_killed_mid_trial_keeps_the_finished_trial_and_continues(
 
 @pytest.mark.slow
 @pytest.mark.ray
-@pytest.mark.timeout(900)  # 3.7 and 4.4 min measured on the 2-core machine, other jobs on it
+@pytest.mark.timeout(1200)  # minutes on an idle 2-core machine; CI machines can be slower
 def test_an_optuna_sweep_with_asha_stops_trials_early_and_registers_the_best(
     tmp_path, ray_local, capsys
 ):
@@ -160,7 +160,7 @@ def test_an_optuna_sweep_with_asha_stops_trials_early_and_registers_the_best(
     generate(SynthConfig(**TINY_BENCH, seed=4), bench, False)
     work = tmp_path / "sweep"
     # 4 Optuna trials of 12 steps, validated every 2 on 2 x 10 frames; ASHA's rungs at
-    # steps 2, 4 and 8; two trials at once (each two 0.5-CPU workers on the 2 CPUs)
+    # steps 2, 4 and 8; two trials at once (each one worker of one CPU)
     code, out, err = run_cli(
         capsys, "tune", "--config", str(ROOT / "configs/sweeps/tiny-cpu.yaml"),
         "--data", str(pairs), "--init", str(init), "--benchmark", str(bench),
