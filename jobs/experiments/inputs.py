@@ -9,6 +9,7 @@ from typing import Any
 from jobs.pipeline.run import run_pipeline
 from jobs.pipeline.steps import step_key
 from jobs.sweep.config import SweepConfig
+from jobs.tracking.runs import resolve_uri
 from jobs.train.tc import TCConfig
 from jobs.truth_pairs import write_truth_pairs
 
@@ -67,8 +68,6 @@ def prepare(cfg: Any, work: Path, command: list[str]) -> Inputs:
 def pinned_uri(cfg: Any, work: Path) -> Any:
     """The config with one tracking URI for the inputs and the sweep (by default SQLite
     under WORK), so that the experiment's runs all sit in one store."""
-    from jobs.tracking.runs import resolve_uri
-
     uri = resolve_uri(cfg.inputs.tracking_uri or cfg.sweep.tracking_uri, work)
     inputs = dataclasses.replace(cfg.inputs, tracking_uri=uri)
     return dataclasses.replace(
