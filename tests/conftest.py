@@ -35,11 +35,14 @@ def ray_local():
 
 
 @pytest.fixture(autouse=True)
-def _ray_cpus_given_back(request):
-    """After a test on the shared cluster: its CPUs all free again, else a new cluster.
+def _ray_left_idle(request):
+    """After a test on the shared cluster: every CPU free and no placement group left
+    (held or still asked for), else a new cluster.
 
-    A test that fails or times out mid-sweep leaves its trials' actors holding the CPUs;
-    every later test's tasks would then wait for them forever (a whole CI run was lost so).
+    A test that fails or times out mid-sweep leaves its trials' actors holding the CPUs,
+    and a finished sweep has been seen to leave a trial behind whose trainer still waits
+    for a placement group; every later test's work would then wait behind them forever (a
+    whole CI run was lost so).
     """
     yield
     if "ray_local" not in request.fixturenames:
@@ -50,11 +53,19 @@ def _ray_cpus_given_back(request):
         return
     deadline = time.monotonic() + 30  # actors being torn down give their CPUs back soon
     while time.monotonic() < deadline:
-        if ray.available_resources().get("CPU", 0) >= ray.cluster_resources().get("CPU", 0):
+        if _ray_idle(ray):
             return
         time.sleep(0.5)
     ray.shutdown()
     _start_local_ray()
+
+
+def _ray_idle(ray) -> bool:
+    from ray.util import placement_group_table
+
+    if any(group["state"] != "REMOVED" for group in placement_group_table().values()):
+        return False
+    return ray.available_resources().get("CPU", 0) >= ray.cluster_resources().get("CPU", 0)
 
 
 @pytest.fixture(scope="module")
