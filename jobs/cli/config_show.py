@@ -7,6 +7,7 @@ import argparse
 from cluster.profile import Profile
 from jobs.cli.args import OVERRIDES_HELP, HelpFormatter
 from jobs.config import describe, dump_yaml, load_config
+from jobs.experiments.config import ExperimentConfig
 from jobs.mine import MineJobConfig
 from jobs.pipeline.config import PipelineConfig
 from jobs.train.job import STAGES
@@ -21,6 +22,7 @@ CONFIGS: dict[str, type] = {
     "pipeline": PipelineConfig,
     "profile": Profile,
     "tune": SweepConfig,
+    "experiment": ExperimentConfig,
     **{name: config for name, (config, _) in STAGES.items()},
 }
 
