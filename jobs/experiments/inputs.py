@@ -26,6 +26,8 @@ class Inputs:
     """Pairs cut from the clips' ground truth (jobs/truth_pairs.py)."""
     benchmark: str
     """The held-out labeled benchmark every trial is scored on."""
+    benchmark_format: str
+    """Its layout (otb, got10k, lasot, vot)."""
     tracking_uri: str
     """Where the inputs' runs went; the experiment's sweep logs there too."""
 
@@ -42,8 +44,8 @@ class Inputs:
         scored (grid, no early stopping), nothing registered."""
         return dataclasses.replace(
             base, tc=tc, space=space, arms=arms or {}, data=data, init=init,
-            benchmark=self.benchmark, benchmark_format="otb", tracking_uri=self.tracking_uri,
-            searcher="grid", scheduler="fifo", register=False,
+            benchmark=self.benchmark, benchmark_format=self.benchmark_format,
+            tracking_uri=self.tracking_uri, searcher="grid", scheduler="fifo", register=False,
         )  # fmt: skip
 
 
@@ -61,6 +63,7 @@ def prepare(cfg: Any, work: Path, command: list[str]) -> Inputs:
         mined=summary["pairs"]["path"],
         truth=str(truth),
         benchmark=str(summary["benchmark"]),
+        benchmark_format=cfg.inputs.benchmark.format,
         tracking_uri=uri,
     )
 

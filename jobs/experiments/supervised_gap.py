@@ -18,10 +18,10 @@ from jobs.experiments.inputs import Inputs
 from jobs.experiments.report import SEED, grouped, markdown_table, seeds_line
 from jobs.sweep.config import SweepConfig
 from jobs.sweep.results import TrialRow
+from jobs.sweep.space import ARM
 
 NAME = "unsupervised-vs-supervised"
 CLAIM = "the unsupervised tracker comes close to its supervised baseline (SiamFC)"
-ARM = "arm"
 PUL, SUPERVISED = "alexpul", "siamfc-supervised"
 
 

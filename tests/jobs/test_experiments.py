@@ -16,6 +16,8 @@ from jobs.experiments.config import ExperimentConfig
 from jobs.experiments.report import Spread, relative_gain, spread
 from jobs.sweep.results import TrialRow
 
+ROOT = Path(__file__).resolve().parents[2]
+
 PRESETS = Path(__file__).resolve().parents[2] / "configs" / "experiments"
 
 
@@ -206,3 +208,26 @@ def test_both_budget_presets_load():
     # the trials' pools hold two batches at every batch size compared
     for cfg in (small, full):
         assert cfg.sweep.tc.pool >= 2 * max(cfg.batch_sizes + [cfg.sweep.tc.train.batch_size])
+
+
+def test_each_experiment_sweeps_what_its_claim_compares_on_its_inputs():
+    from jobs.experiments.inputs import Inputs
+
+    cfg = load_config(ExperimentConfig, ROOT / "configs/experiments/small.yaml")
+    inputs = Inputs("/clips", "/bd.pt", "/mined", "/truth", "/bench", "got10k", "sqlite:///x")
+    noise = noise_robustness.sweep_config(cfg, inputs)
+    assert noise.space == {
+        "loss.kind": ["bce", "nr"],
+        "label_noise": [0.0, 10.0, 20.0, 30.0, 40.0, 50.0],
+        "train.seed": [0],
+    }
+    assert (noise.data, noise.init, noise.tc.loss.noise) == ("/truth", "/bd.pt", 0.0)
+    assert (noise.benchmark, noise.benchmark_format) == ("/bench", "got10k")
+    assert (noise.searcher, noise.scheduler, noise.register) == ("grid", "fifo", False)
+    ahm = ahm_vs_rss.sweep_config(cfg, inputs)
+    assert ahm.space["strategy"] == ["ahm", "rss"] and ahm.data == "/mined"
+    assert ahm.space["train.seed"] == [0, 1, 2]
+    gap = supervised_gap.sweep_config(cfg, inputs)
+    assert gap.arms["siamfc-supervised"]["data"] == "/truth"
+    assert gap.arms["siamfc-supervised"]["init"] == ""
+    assert gap.arms["alexpul"]["data"] == "/mined"
