@@ -160,11 +160,13 @@ def test_an_optuna_sweep_with_asha_stops_trials_early_and_registers_the_best(
     generate(SynthConfig(**TINY_BENCH, seed=4), bench, False)
     work = tmp_path / "sweep"
     # 4 Optuna trials of 12 steps, validated every 2 on 2 x 10 frames; ASHA's rungs at
-    # steps 2, 4 and 8; two trials at once (each one worker of one CPU)
+    # steps 2, 4 and 8. One trial at a time: with two at once (the preset's setting, which
+    # passes here in 2 to 3 minutes) one CI run waited 20 minutes on trials that never
+    # started; the cause was not found, and what this test guards does not need two at once
     code, out, err = run_cli(
         capsys, "tune", "--config", str(ROOT / "configs/sweeps/tiny-cpu.yaml"),
         "--data", str(pairs), "--init", str(init), "--benchmark", str(bench),
-        "--work", str(work), f"tracking_uri={uri}",
+        "--work", str(work), f"tracking_uri={uri}", "max_concurrent=1",
     )  # fmt: skip
     assert code == 0, err[-3000:]
     folder = next(work.glob("tune-*"))
