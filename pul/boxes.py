@@ -47,3 +47,17 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     union = np.prod(a[..., 2:], axis=-1) + np.prod(b[..., 2:], axis=-1) - inter
     # No eps in the denominator (the OTB toolkit adds one): identical boxes give exactly 1.0.
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def box_sums(integral: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of an image inside each box (N) and the box's area in whole pixels (N), from the
+    image's (H+1) x (W+1) integral (`cv2.integral`). Boxes are cut to the image and widened
+    to whole pixels; one integral serves any number of boxes."""
+    height, width = integral.shape[0] - 1, integral.shape[1] - 1
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    x0 = np.clip(np.floor(boxes[:, 0]), 0, width).astype(int)
+    y0 = np.clip(np.floor(boxes[:, 1]), 0, height).astype(int)
+    x1 = np.clip(np.ceil(boxes[:, 0] + boxes[:, 2]), 0, width).astype(int)
+    y1 = np.clip(np.ceil(boxes[:, 1] + boxes[:, 3]), 0, height).astype(int)
+    total = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+    return total, (x1 - x0) * (y1 - y0)

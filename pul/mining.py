@@ -40,6 +40,7 @@ import torch
 from pul.crops import box_center
 from pul.mining_config import MiningConfig
 from pul.models.siamese import SiamNet
+from pul.motion_proposer import propose_motion
 from pul.proposals import propose_objectness, propose_random, texture
 from pul.tracker import SiamFCTracker, TrackerConfig
 
@@ -88,7 +89,7 @@ def mine_clip(
         raise ValueError(f"seed frame {seed_frame} is outside the clip of {len(frames)} frames")
     frame = frames[seed_frame]
     if seeds is None:
-        seeds = propose(frame, net, cfg, rng)
+        seeds = propose(frames, seed_frame, net, cfg, rng)
     seeds = np.asarray(seeds, dtype=np.float64).reshape(-1, 4)
     textured = texture(frame, seeds) >= cfg.min_texture
     device = next(net.parameters()).device
@@ -105,12 +106,19 @@ def choose_seed_frame(length: int, cfg: MiningConfig, rng: np.random.Generator) 
 
 
 def propose(
-    frame: np.ndarray, net: SiamNet, cfg: MiningConfig, rng: np.random.Generator
+    frames: Sequence[np.ndarray],
+    seed_frame: int,
+    net: SiamNet,
+    cfg: MiningConfig,
+    rng: np.random.Generator,
 ) -> np.ndarray:
-    """Seed boxes (k x 4, k <= cfg.seeds_per_clip) from the configured proposer."""
+    """Seed boxes in frames[seed_frame] (k x 4, k <= cfg.seeds_per_clip) from the
+    configured proposer."""
+    if cfg.proposer == "motion":
+        return propose_motion(frames, seed_frame, net, cfg, rng)
     if cfg.proposer == "objectness":
-        return propose_objectness(frame, net, cfg, rng)
-    return propose_random(frame, cfg, rng)
+        return propose_objectness(frames[seed_frame], net, cfg, rng)
+    return propose_random(frames[seed_frame], cfg, rng)
 
 
 def track_seed(

@@ -9,14 +9,15 @@ from typing import Literal, get_args
 
 from pul.tracker import TrackerConfig
 
-Proposer = Literal["random", "objectness"]
+Proposer = Literal["random", "objectness", "motion"]
 
 
 @dataclass
 class MiningConfig:
     proposer: Proposer = "objectness"
-    """Seed boxes: 'random' (textured boxes anywhere) or 'objectness' (boxes whose BD
-    embedding differs most from that of their surrounding ring)."""
+    """Seed boxes: 'random' (textured boxes anywhere), 'objectness' (boxes whose BD
+    embedding differs most from that of their surrounding ring) or 'motion' (boxes on what
+    moves differently from the camera-compensated background, then objectness)."""
     seeds_per_clip: int = 4
     """Seed boxes tracked per clip (fewer when too few candidates pass the texture test)."""
     candidates: int = 64
@@ -35,6 +36,17 @@ class MiningConfig:
     box (shifts of 1/4 then 1/8 of its size, ...); 0 keeps the random candidates."""
     nms_iou: float = 0.3
     """Seeds overlap each other by at most this intersection over union."""
+    motion_gap: int = 2
+    """motion proposer: frames between the seed frame and the frame its flow goes to."""
+    min_motion: float = 1.0
+    """motion proposer: residual motion (pixels over motion_gap frames) that counts as
+    moving, both per pixel and for a box's inside-minus-ring contrast."""
+    objectness_weight: float = 2.0
+    """motion proposer: pixels of motion contrast one unit of objectness is worth (it
+    ranks the boxes that do not move)."""
+    still_seeds: bool = True
+    """motion proposer: fill the clip's seeds with boxes that do not move (ranked by
+    objectness) when fewer moving ones are found; off: moving seeds only."""
     gaps: tuple[int, ...] = (2, 4, 8, 16)
     """Frame distances from the seed frame at which pairs are emitted (increasing)."""
     min_confidence: float = 0.5
@@ -57,6 +69,8 @@ class MiningConfig:
             raise ValueError(f"max_aspect must be at least 1, got {self.max_aspect}")
         if self.min_texture < 0.0 or not 0.0 <= self.nms_iou <= 1.0 or self.refine_steps < 0:
             raise ValueError("need min_texture >= 0, nms_iou in [0, 1] and refine_steps >= 0")
+        if self.motion_gap < 1 or self.min_motion < 0.0 or self.objectness_weight < 0.0:
+            raise ValueError("need motion_gap >= 1, min_motion >= 0 and objectness_weight >= 0")
         gaps = list(self.gaps)
         if not gaps or gaps[0] < 1 or any(b <= a for a, b in zip(gaps, gaps[1:], strict=False)):
             raise ValueError(f"gaps must be positive and increasing, got {gaps}")

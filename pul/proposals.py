@@ -18,12 +18,15 @@ sky or wall matches itself everywhere, so its tracks say nothing):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pul.boxes import iou, random_boxes
+from pul.boxes import box_sums, iou, random_boxes
 from pul.crops import EXEMPLAR_SIZE, average_colour, to_tensor
 from pul.mining_config import MiningConfig
 from pul.models.siamese import SiamNet
@@ -55,16 +58,8 @@ def texture(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     grad = np.zeros_like(grey)
     grad[:, :-1] += np.abs(np.diff(grey, axis=1))
     grad[:-1, :] += np.abs(np.diff(grey, axis=0))
-    integral = cv2.integral(grad, sdepth=cv2.CV_64F)  # (H+1) x (W+1)
-    height, width = grey.shape
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    x0 = np.clip(np.floor(boxes[:, 0]), 0, width).astype(int)
-    y0 = np.clip(np.floor(boxes[:, 1]), 0, height).astype(int)
-    x1 = np.clip(np.ceil(boxes[:, 0] + boxes[:, 2]), 0, width).astype(int)
-    y1 = np.clip(np.ceil(boxes[:, 1] + boxes[:, 3]), 0, height).astype(int)
-    total = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
-    area = np.maximum((x1 - x0) * (y1 - y0), 1)
-    return total / area
+    total, area = box_sums(cv2.integral(grad, sdepth=cv2.CV_64F), boxes)
+    return total / np.maximum(area, 1)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, max_iou: float, keep: int) -> np.ndarray:
@@ -99,21 +94,25 @@ def propose_objectness(
         return boxes
     scores = objectness(frame, boxes, net)
     keep = nms(boxes, scores, cfg.nms_iou, cfg.seeds_per_clip)
-    boxes, scores = refine(frame, boxes[keep], scores[keep], net, cfg.refine_steps)
+    score = partial(objectness, frame, net=net)
+    boxes, scores = refine(frame.shape, boxes[keep], scores[keep], score, cfg.refine_steps)
     # refined boxes may have converged on the same object
     return boxes[nms(boxes, scores, cfg.nms_iou, cfg.seeds_per_clip)]
 
 
-@torch.inference_mode()
 def refine(
-    frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray, net: SiamNet, steps: int
+    frame_shape: tuple[int, ...],
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    score: Callable[[np.ndarray], np.ndarray],
+    steps: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Local search: `steps` rounds in which each box moves to the best-scoring of itself and
-    its 6 neighbours (shifted by +/-d of its width or height, or scaled by 1 +/- d), with d
-    halving from 1/4. A random candidate rarely sits squarely on an object, and a seed half
-    on an object and half on the background moves two ways at once: its tracks fail the
-    cycle test."""
-    height, width = frame.shape[:2]
+    """Local search: `steps` rounds in which each box moves to the best-scoring (`score`:
+    boxes N x 4 -> scores N) of itself and its 6 neighbours (shifted by +/-d of its width or
+    height, or scaled by 1 +/- d), with d halving from 1/4. A random candidate rarely sits
+    squarely on an object, and a seed half on an object and half on the background moves two
+    ways at once: its tracks fail the cycle test."""
+    height, width = frame_shape[:2]
     for step in range(steps):
         d = 0.25 / 2**step
         moves = np.array(
@@ -126,7 +125,7 @@ def refine(
         size = np.minimum(size, [width, height])
         corner = np.clip(centre - size / 2, 0.0, [width, height] - size)
         tries = np.concatenate([corner, size], axis=2)  # k x 7 x 4
-        tried = objectness(frame, tries.reshape(-1, 4), net).reshape(len(boxes), -1)
+        tried = score(tries.reshape(-1, 4)).reshape(len(boxes), -1)
         best = tried.argmax(axis=1)
         boxes, scores = tries[np.arange(len(boxes)), best], tried[np.arange(len(boxes)), best]
     return boxes, scores
