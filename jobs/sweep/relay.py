@@ -66,3 +66,8 @@ class ValidatedStage:
 
     def picture(self, model_file: Path, run_dir: Path) -> Path:
         return self.stage.picture(model_file, run_dir)
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        """What the stage derived from its data, for the run's params (job.py logs them)."""
+        return getattr(self.stage, "resolved", {})

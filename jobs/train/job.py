@@ -78,6 +78,8 @@ def run_stage(
     with tracked_run(uri, cfg.experiment, run_dir, f"{name}-{run_dir.name}", tags) as opened:
         client, run_id = opened
         log_params(client, run_id, to_dict(cfg))
+        # and what the stage made of its config on its data (stage 3: noise auto's std)
+        log_params(client, run_id, getattr(stage, "resolved", {}))
         client.log_artifact(run_id, str(run_dir / CONFIG_FILE))
         target = {"tracking_uri": uri, "run_id": run_id}
         checkpoint = fit(stage, cfg.train, run_dir, target, label=name)
@@ -106,5 +108,3 @@ def _register(model_file: Path, uri: str, run_id: str, run_dir: Path, tags: dict
         config_file=run_dir / CONFIG_FILE,
     )
     log.info("registered %s version %s (alias candidate)", name, version)
-
-

@@ -75,7 +75,9 @@ class Stage(Protocol):
     """What a training stage provides to the loop. Instances are pickled to the workers.
 
     A stage may also carry `validate(model, step) -> dict[str, float]`: the way a job hands
-    the loop a validator through a launcher that builds the loop's config itself."""
+    the loop a validator through a launcher that builds the loop's config itself; and
+    `resolved`, a dict of what it derived from its data (stage 3's estimated noise), which
+    the job logs as the run's params beside the config's."""
 
     def build_model(self) -> torch.nn.Module: ...
 

@@ -7,13 +7,17 @@ temporal gap of the pairs drawn grows over training (curriculum): near pairs fir
 
 Noise: `loss.noise=auto` estimates the localisation noise of mining from the pairs' cycle
 errors (relative to the seed box size, so one number fits objects of every size) and gives
-each pair its own noise std in search-crop pixels; a number sets it in search-crop pixels.
+each pair its own noise std in search-crop pixels; `pair` also narrows it by each pair's own
+cycle error (pair_noise.py); a number sets it in search-crop pixels. The noise trained with
+is logged in one line and as the run's params (noise_*), and each step's batch mean as the
+metric noise_sigma_px.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -30,6 +34,15 @@ from jobs.train.label_noise import noisy_x_box
 from jobs.train.loading import chunks, fill_pool
 from jobs.train.loop import Loader
 from jobs.train.pair_chunks import PairChunks
+from jobs.train.pair_noise import (
+    NoiseEstimate,
+    describe_noise,
+    estimate_noise,
+    mining_threshold,
+    noise_params,
+    read_records,
+    stored_sigmas_px,
+)
 from jobs.train.pair_stream import stream_seed
 from jobs.train.pictures import plot_responses
 from jobs.train.shared import channels_last_view, embed_pool, export_net, to_chw, unwrap
@@ -38,15 +51,17 @@ from pul.augment import AugmentConfig, two_views
 from pul.augment_device import two_views_batch
 from pul.contrastive import info_nce, negative_similarity
 from pul.crops import box_center, context_size, crop_and_resize
-from pul.losses import LossConfig, response_loss, sigma_from_cycle_errors
+from pul.losses import LossConfig, response_loss
 from pul.models import ModelConfig, SiamNet, build_model
 from pul.pairs import PairConfig, make_pair
 from pul.pairs_device import exemplars_batch, make_pairs_batch
 from pul.weights import load_weights
 from shards.errors import ShardError
-from shards.manifest import Manifest, read_manifest
-from shards.pairs import PairRecord, decode_pair, decode_record
+from shards.manifest import read_manifest
+from shards.pairs import PairRecord, decode_pair
 from shards.reader import SkipCounter, clip_stream
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -124,7 +139,13 @@ class TCStage:
         gaps = [int(g) for g in manifest.extra.get("pairs_per_gap", {})] or [1]
         self.min_gap = min(gaps)  # the curriculum never asks for pairs that do not exist
         # Estimated once, on the driver, from all mined pairs: every rank uses the same value.
-        self.noise_rel = relative_noise(cfg.data, manifest) if cfg.loss.noise == "auto" else None
+        self.noise: NoiseEstimate | None = None
+        records: list[PairRecord] = []  # not kept: the stage is pickled to every worker
+        if cfg.loss.estimated:
+            records = read_records(cfg.data)
+            self.noise = estimate_noise(records, mining_threshold(manifest))
+        self.resolved = self._resolve_noise(records)
+        """What the stage derived from its data, for the run's params (job.py logs them)."""
 
     def build_model(self) -> TrackerWithEmbedding:
         net = build_model(self.cfg.model)
@@ -229,20 +250,31 @@ class TCStage:
         return batch
 
     def sigma_px(self, record: PairRecord) -> float:
-        """The pair's noise std in search-crop pixels (independent noises add in squares)."""
-        return float(np.hypot(self._stored_sigma_px(record), self.cfg.label_noise))
+        """The pair's noise std in search-crop pixels (the loader asks pair by pair)."""
+        return float(self.sigmas_px([record])[0])
 
-    def _stored_sigma_px(self, record: PairRecord) -> float:
-        if self.noise_rel is None:
-            return self.cfg.loss.noise_px()
-        w, h = record.x_box[2:]
-        # the search crop shows the box at exemplar / context_size pixels per box pixel
-        return (
-            self.noise_rel
-            * float(np.sqrt(w * h))
-            * self.cfg.pairs.exemplar
-            / context_size(w, h, self.cfg.pairs.context)
-        )
+    def sigmas_px(self, records: Sequence[PairRecord]) -> np.ndarray:
+        """The pairs' noise stds in search-crop pixels: the stored pairs' noise (configured,
+        or estimated and scaled to each pair's crop) and label_noise, added in squares as
+        independent noises do."""
+        cfg = self.cfg
+        if self.noise is None:
+            stored = np.full(len(records), cfg.loss.noise_px())
+        else:
+            per_pair = cfg.loss.noise == "pair"
+            stored = stored_sigmas_px(records, self.noise.rel, cfg.pairs, per_pair)
+        return np.hypot(stored, cfg.label_noise)
+
+    def _resolve_noise(self, records: Sequence[PairRecord]) -> dict[str, float | str]:
+        """The noise this run trains with, said in one log line and returned as params."""
+        cfg = self.cfg
+        if self.noise is None:  # a number: the same std for every pair, no pair read
+            sigmas = np.atleast_1d(np.hypot(cfg.loss.noise_px(), cfg.label_noise))
+        else:
+            sigmas = self.sigmas_px(records)
+        params = noise_params(sigmas, self.noise)
+        log.info(describe_noise(cfg.loss.noise, cfg.label_noise, params))
+        return params
 
     def labeled_x_box(self, record: PairRecord) -> tuple:
         """The box a pair is trained on in x.jpg: as stored, or moved by label_noise."""
@@ -258,7 +290,8 @@ class TCStage:
         nr = response_loss(
             cfg.loss.kind, logits.float(), batch["offset"], batch["sigma"], radius=cfg.loss.radius
         )
-        metrics = {"loss_response": nr.detach()}  # read on the host at log steps only
+        # read on the host at log steps only
+        metrics = {"loss_response": nr.detach(), "noise_sigma_px": batch["sigma"].mean()}
         if emb is None:
             return nr, metrics
         a, b = emb.float().chunk(2)
@@ -360,20 +393,3 @@ def pair_stream(
     return clip_stream(
         data, resampled=resampled, shuffle=shuffle, seed=seed, decode=decode_pair, skips=skips
     )
-
-
-def relative_noise(data: str, manifest: Manifest) -> float:
-    """Mining's localisation noise std, as a fraction of sqrt(w h) of the seed box.
-
-    The cycle errors of the kept pairs are truncated at mining's threshold (also relative
-    to the seed size), which `sigma_from_cycle_errors` corrects for.
-    """
-    records = list(clip_stream(data, decode=decode_record))  # damaged records are skipped
-    errors = np.array([r.cycle_error / np.sqrt(r.seed_box[2] * r.seed_box[3]) for r in records])
-    threshold = manifest.config.get("mining", {}).get("max_cycle_error")
-    if len(errors) < 10:
-        return 0.5 * (threshold or 0.1)  # too few pairs to estimate: half the threshold
-    try:
-        return float(sigma_from_cycle_errors(errors, max_error_px=threshold))
-    except ValueError:  # errors crowd the threshold: the truncation cannot be undone
-        return float(sigma_from_cycle_errors(errors))

@@ -125,7 +125,9 @@ def _sigma_truncated(median: float, limit: float) -> float:
     return limit / (2.0 * math.sqrt(0.5 * (lo + hi)))
 
 
-def pair_sigma(sigma_px: float, cycle_errors_px: torch.Tensor) -> torch.Tensor:
+def pair_sigma(
+    sigma_px: float, cycle_errors_px: torch.Tensor | np.ndarray
+) -> torch.Tensor | np.ndarray:
     """Per-axis std of a kept pair's label error given its cycle error |e| (B, pixels).
 
     Same model: the forward error e_f and the round trip e = e_f + e_b are jointly Gaussian,
@@ -135,6 +137,11 @@ def pair_sigma(sigma_px: float, cycle_errors_px: torch.Tensor) -> torch.Tensor:
     threshold T this averages to sigma^2 - T^2 / (8 (exp(T^2 / (4 sigma^2)) - 1)), between
     sigma^2 / 2 (tight threshold) and sigma^2 (none): the pairs the cycle test kept are the
     better localised ones, and the loss should not blur their labels with the full sigma.
+
+    A numpy array gives a float64 array (stage 3's loader asks pair by pair, where a tensor
+    per pair costs ten times the arithmetic); anything else gives a float32 tensor.
     """
-    errors = torch.as_tensor(cycle_errors_px, dtype=torch.float32)
-    return (0.5 * sigma_px**2 + errors**2 / 8).sqrt()
+    errors = cycle_errors_px
+    if not isinstance(errors, np.ndarray):
+        errors = torch.as_tensor(errors, dtype=torch.float32)
+    return (0.5 * sigma_px**2 + errors**2 / 8) ** 0.5

@@ -29,8 +29,9 @@ from jobs.train.job import train_stage
 from jobs.train.loading import chunks
 from jobs.train.loop import Loader
 from jobs.train.pair_chunks import PairChunks
+from jobs.train.pair_noise import relative_noise
 from jobs.train.pair_stream import pair_batches
-from jobs.train.tc import TCConfig, TCStage, relative_noise
+from jobs.train.tc import TCConfig, TCStage
 from pul.losses import sigma_from_cycle_errors
 from pul.models import ModelConfig, build_model
 from pul.pairs import PairConfig

@@ -117,6 +117,15 @@ def test_pair_sigma_matches_the_label_error_of_kept_pairs():
     assert var_small < label_var and pair_sigma(sigma, torch.tensor([1.0])).item() ** 2 < label_var
 
 
+def test_pair_sigma_of_a_numpy_array_is_the_same_numbers_as_an_array():
+    errors = np.array([0.0, 2.0, 6.0])
+    as_array = pair_sigma(3.0, errors)
+    assert isinstance(as_array, np.ndarray) and as_array.dtype == np.float64
+    # sqrt(9 / 2 + e^2 / 8) = sqrt(4.5), sqrt(5), sqrt(9)
+    assert as_array == pytest.approx([math.sqrt(4.5), math.sqrt(5.0), 3.0], rel=1e-12)
+    assert pair_sigma(3.0, torch.from_numpy(errors)).numpy() == pytest.approx(as_array, rel=1e-6)
+
+
 # --- the losses ------------------------------------------------------------------------
 
 
@@ -291,3 +300,15 @@ def test_loss_config_parses_and_validates():
     assert from_dict(LossConfig, {"noise": 8}).noise == 8.0
     assert from_dict(LossConfig, {"noise": "auto", "kind": "soft_bce"}).kind == "soft_bce"
     assert set(field_docs(LossConfig)) == {"kind", "noise", "radius"}
+
+
+def test_loss_config_takes_pair_as_an_estimated_noise():
+    cfg = from_dict(LossConfig, {"noise": "pair"})
+    assert (cfg.noise, cfg.estimated) == ("pair", True)
+    assert LossConfig().estimated and not LossConfig(noise=8).estimated
+    assert cfg.noise_px(2.5) == 2.5
+    with pytest.raises(ValueError, match="'pair' but no estimate"):
+        cfg.noise_px()
+    with pytest.raises(ValueError, match="a number of pixels, 'auto' or 'pair', got 'pairs'"):
+        LossConfig(noise="pairs")
+    assert "'pair'" in field_docs(LossConfig)["noise"]
