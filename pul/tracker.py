@@ -3,7 +3,8 @@
 Per frame: crop the search region around the last centre at a few scales, correlate them
 all with the exemplar features (one forward pass), upsample the responses, penalise scale
 changes, blend in a cosine window (a prior against large displacements), and move to the
-peak. The size follows the chosen scale, damped by `scale_lr`.
+peak. The size follows the chosen scale, damped by `scale_lr`. How the peak moves the target
+is SiamFC's or SiamDW's (`TrackerConfig.procedure`, `pul.target_motion`).
 
 `SiamFCTracker` is `BatchSiamFCTracker` with one sequence: the same code, so a sequence gets
 bit-for-bit the same boxes tracked alone or in a batch (on CPU). The crops, the upsampling
