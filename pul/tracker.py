@@ -23,10 +23,24 @@ import numpy as np
 import torch
 
 from pul.batch_tracker import BatchSiamFCTracker, check_box
+from pul.models.resnet22 import CIResNet22
 from pul.models.siamese import SiamNet
 from pul.tracker_config import TrackerConfig, siamdw_config
 
-__all__ = ["SiamFCTracker", "TrackLoop", "TrackerConfig", "check_box", "siamdw_config"]
+__all__ = [
+    "SiamFCTracker",
+    "TrackLoop",
+    "TrackerConfig",
+    "check_box",
+    "siamdw_config",
+    "tracker_config_for",
+]
+
+
+def tracker_config_for(net: SiamNet) -> TrackerConfig:
+    """How `net` tracks: SiamDW's procedure and tuned values for a CIResNet-22 (ResPUL, as
+    SiamDW tracks CIResNet22-FC), SiamFC's for AlexNet (AlexPUL). METHOD.md, Tracking."""
+    return siamdw_config() if isinstance(net.backbone, CIResNet22) else TrackerConfig()
 
 
 class TrackLoop:

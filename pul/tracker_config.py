@@ -39,8 +39,8 @@ class TrackerConfig:
     procedure: Procedure = "siamfc"
     """How the peak moves the target (pul/target_motion.py): 'siamfc' (siamfc-pytorch) or
     'siamdw' (SiamDW's code: the peak measured from ceil(U/2), the move not multiplied by
-    the chosen scale, min_scale/max_scale bounding the search region and the box kept
-    within 10 pixels and the frame)."""
+    the chosen scale, min_scale/max_scale bounding the search region only, each box side
+    between 10 pixels and the frame's)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.exemplar_size < self.instance_size:

@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from pul.crops import context_size, search_size
+from pul.models import ModelConfig, build_model
 from pul.plain_tracker import PlainSiamFCTracker
 from pul.target_motion import Target
-from pul.tracker import SiamFCTracker, TrackerConfig, siamdw_config
+from pul.tracker import SiamFCTracker, TrackerConfig, siamdw_config, tracker_config_for
 
 FRAME = (480, 640, 3)
 STRIDE = 8
@@ -132,3 +133,13 @@ def test_the_procedure_is_validated_in_one_line():
     with pytest.raises(ValueError) as err:
         TrackerConfig(procedure="siamrpn")
     assert str(err.value) == "procedure must be one of ['siamfc', 'siamdw'], got 'siamrpn'"
+
+
+@pytest.mark.parametrize(("backbone", "procedure"), [("alexnet", "siamfc"), ("resnet22", "siamdw")])
+def test_a_network_tracks_with_its_own_procedure(backbone, procedure):
+    """What evaluation, validation and the registered pyfunc tracker use: ResPUL (CIResNet-22)
+    tracks as SiamDW does, AlexPUL as SiamFC does."""
+    net = build_model(ModelConfig(backbone=backbone, width=0.25))
+    cfg = tracker_config_for(net)
+    assert cfg.procedure == procedure
+    assert cfg == (siamdw_config() if backbone == "resnet22" else TrackerConfig())
