@@ -7,7 +7,7 @@ together: uploads the frames (one copy per frame size), cuts the N x S search cr
 every crop with its own sequence's exemplar in ONE grouped convolution (`XCorr` with one
 group per crop), locates the peaks on the device (`pul.response_peak`) and reads back one
 N x 4 tensor: one host sync per step. The new centres and sizes are computed on the host in
-float64, exactly as siamfc-pytorch does.
+float64 (`pul.target_motion`: SiamFC's procedure, or SiamDW's with `procedure: siamdw`).
 
 Bit-for-bit batch invariance on CPU: a sequence gets the same boxes tracked alone
 (`SiamFCTracker`, which is this class with one sequence) as beside any others. What it
@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from pul.crops import box_center, center_box, context_size, search_size
+from pul.crops import box_center, context_size, search_size
 from pul.device_crops import crop_batch, frames_to_device, mean_colour
 from pul.models.siamese import SiamNet
 from pul.response_peak import cosine_window, locate_peaks
+from pul.target_motion import Target
 from pul.tracker_config import TrackerConfig
 
 
@@ -53,18 +54,12 @@ def check_box(box: Iterable[float]) -> np.ndarray:
 class TrackState:
     """One sequence being tracked: host geometry (float64) and device tensors."""
 
-    center: np.ndarray
-    """(cx, cy), pixel-edge coordinates."""
-    base_size: np.ndarray
-    """(w, h) in the first frame."""
-    base_x: float
-    """Side of the search square at scale 1 (image pixels)."""
+    target: Target
+    """Centre, size and search scale (pul.target_motion)."""
     fill: torch.Tensor
     """1 x C: the first frame's mean colour, the padding of every crop."""
     kernels: torch.Tensor
     """S x C x hz x wz: the exemplar features, once per search scale."""
-    scale: float = 1.0
-    """Current size / first size."""
     confidence: float = field(default=float("nan"))
     """Response peak at the chosen scale in the last update (NaN before the first)."""
 
@@ -116,10 +111,14 @@ class BatchSiamFCTracker:
         base_z = context_size(*box[2:], context=cfg.context)
         z = crop_batch(image, [center], [base_z], cfg.exemplar_size, fill)
         kernel = self._features(z)  # 1 x C x hz x wz
-        self.states[key] = TrackState(
+        target = Target(
             center=center,
+            size=box[2:].copy(),
             base_size=box[2:].copy(),
             base_x=search_size(base_z, cfg.exemplar_size, cfg.instance_size),
+        )
+        self.states[key] = TrackState(
+            target=target,
             fill=fill,
             kernels=kernel.repeat(cfg.scale_num, 1, 1, 1),
         )
@@ -228,8 +227,8 @@ class BatchSiamFCTracker:
         """The S search crops of each of these sequences (frames of one size), one call."""
         states = [self.states[k] for k in keys]
         images = frames_to_device(frames, self.device)  # B x 3 x H x W
-        centers = np.repeat([s.center for s in states], self.cfg.scale_num, axis=0)
-        sizes = np.concatenate([s.base_x * s.scale * self.scale_factors for s in states])
+        centers = np.repeat([s.target.center for s in states], self.cfg.scale_num, axis=0)
+        sizes = np.concatenate([s.target.search_side * self.scale_factors for s in states])
         fill = torch.cat([s.fill for s in states])  # B x 3
         return crop_batch(images, centers, sizes, self.cfg.instance_size, fill)
 
@@ -245,19 +244,9 @@ class BatchSiamFCTracker:
         self, state: TrackState, found: np.ndarray, frame_shape: tuple[int, ...]
     ) -> np.ndarray:
         """Apply one step's (best scale, row, col, peak) to the host state; the new box."""
-        cfg = self.cfg
         best, row, col, state.confidence = int(found[0]), found[1], found[2], float(found[3])
         up = self.window.shape[0]  # side of the upsampled map
-        # peak: offset from the map centre in upsampled-response cells -> image pixels
-        peak = np.array([col, row], dtype=np.float64) - (up - 1) / 2
-        stride_in_crop = self.net.total_stride / cfg.response_up
-        in_image = state.base_x * state.scale * self.scale_factors[best] / cfg.instance_size
-        state.center = state.center + peak * stride_in_crop * in_image
-        state.center = np.clip(state.center, 0.0, [frame_shape[1], frame_shape[0]])
-        lr = cfg.scale_lr
-        state.scale *= (1.0 - lr) + lr * self.scale_factors[best]
-        state.scale = float(np.clip(state.scale, cfg.min_scale, cfg.max_scale))
-        return center_box(state.center, state.base_size * state.scale)
+        return state.target.move((best, row, col), up, self.net.total_stride, self.cfg, frame_shape)
 
 
 @dataclass

@@ -3,7 +3,8 @@
 Per frame: crop the search region around the last centre at a few scales, correlate them
 all with the exemplar features (one forward pass), upsample the responses, penalise scale
 changes, blend in a cosine window (a prior against large displacements), and move to the
-peak. The size follows the chosen scale, damped by `scale_lr`.
+peak. The size follows the chosen scale, damped by `scale_lr`. How the peak moves the target
+is SiamFC's or SiamDW's (`TrackerConfig.procedure`, `pul.target_motion`).
 
 `SiamFCTracker` is `BatchSiamFCTracker` with one sequence: the same code, so a sequence gets
 bit-for-bit the same boxes tracked alone or in a batch (on CPU). The crops, the upsampling
@@ -22,10 +23,24 @@ import numpy as np
 import torch
 
 from pul.batch_tracker import BatchSiamFCTracker, check_box
+from pul.models.resnet22 import CIResNet22
 from pul.models.siamese import SiamNet
 from pul.tracker_config import TrackerConfig, siamdw_config
 
-__all__ = ["SiamFCTracker", "TrackLoop", "TrackerConfig", "check_box", "siamdw_config"]
+__all__ = [
+    "SiamFCTracker",
+    "TrackLoop",
+    "TrackerConfig",
+    "check_box",
+    "siamdw_config",
+    "tracker_config_for",
+]
+
+
+def tracker_config_for(net: SiamNet) -> TrackerConfig:
+    """How `net` tracks: SiamDW's procedure and tuned values for a CIResNet-22 (ResPUL, as
+    SiamDW tracks CIResNet22-FC), SiamFC's for AlexNet (AlexPUL). METHOD.md, Tracking."""
+    return siamdw_config() if isinstance(net.backbone, CIResNet22) else TrackerConfig()
 
 
 class TrackLoop:

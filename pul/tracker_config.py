@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
+
+Procedure = Literal["siamfc", "siamdw"]
 
 
 @dataclass
@@ -28,9 +31,16 @@ class TrackerConfig:
     window_influence: float = 0.176
     """Weight of the cosine window against the normalised response."""
     min_scale: float = 0.2
-    """Smallest size, relative to the first frame's (SiamDW's saturation)."""
+    """Smallest size of the search region (and of the box, under procedure siamfc),
+    relative to the first frame's (SiamDW's saturation)."""
     max_scale: float = 5.0
-    """Largest size, relative to the first frame's (SiamDW's saturation)."""
+    """Largest size of the search region (and of the box, under procedure siamfc),
+    relative to the first frame's (SiamDW's saturation)."""
+    procedure: Procedure = "siamfc"
+    """How the peak moves the target (pul/target_motion.py): 'siamfc' (siamfc-pytorch) or
+    'siamdw' (SiamDW's code: the peak measured from ceil(U/2), the move not multiplied by
+    the chosen scale, min_scale/max_scale bounding the search region only, each box side
+    between 10 pixels and the frame's)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.exemplar_size < self.instance_size:
@@ -49,6 +59,10 @@ class TrackerConfig:
             raise ValueError(f"window_influence must be in [0, 1], got {self.window_influence}")
         if not 0.0 < self.min_scale <= 1.0 <= self.max_scale:
             raise ValueError(f"need 0 < min_scale <= 1 <= max_scale, got {self.min_scale}")
+        if self.procedure not in get_args(Procedure):
+            raise ValueError(
+                f"procedure must be one of {list(get_args(Procedure))}, got {self.procedure!r}"
+            )
 
     def scale_factors(self) -> np.ndarray:
         """The search scales, smallest first: scale_step ** (-n .. n), n = scale_num // 2."""
@@ -62,7 +76,14 @@ class TrackerConfig:
 
 
 def siamdw_config() -> TrackerConfig:
-    """SiamDW's tuned values for CIResNet22-FC on OTB-2015 (experiments/test/OTB)."""
+    """SiamDW's tracker for CIResNet22-FC: its procedure and its values tuned on OTB-2015
+    (researchmm/SiamDW experiments/test/OTB/SiamFCRes22.yaml). The rest come from its FCConfig
+    (lib/tracker/siamfc.py lines 140-155) and equal SiamFC's: 3 scales, response upsampled
+    16x, crops 127 / 255, context 0.5."""
     return TrackerConfig(
-        scale_step=1.1897, scale_penalty=0.9370, scale_lr=0.2226, window_influence=0.2897
+        scale_step=1.1897,
+        scale_penalty=0.9370,
+        scale_lr=0.2226,
+        window_influence=0.2897,
+        procedure="siamdw",
     )

@@ -28,9 +28,8 @@ from pul.baselines import StillTracker
 from pul.batch_tracker import BatchSiamFCTracker
 from pul.inference import crops_per_pass, tracking_net
 from pul.metrics import BenchmarkScore, as_boxes
-from pul.models.resnet22 import CIResNet22
 from pul.models.siamese import SiamNet
-from pul.tracker import SiamFCTracker, TrackerConfig, siamdw_config
+from pul.tracker import SiamFCTracker, TrackerConfig, tracker_config_for
 from pul.weights import load_weights
 from shards.readers import read_sources
 from shards.source import VideoRef, iter_frames
@@ -160,9 +159,7 @@ def load_model(path: str, device: str) -> tuple[SiamNet, TrackerConfig]:
         net = load_weights(path, device)
     except ValueError as err:  # not a model file, or one that would run code: refused
         raise JobError(str(err)) from None
-    # SiamDW trackers use their own tuned hyperparameters (METHOD.md)
-    cfg = siamdw_config() if isinstance(net.backbone, CIResNet22) else TrackerConfig()
-    return tracking_net(net), cfg
+    return tracking_net(net), tracker_config_for(net)
 
 
 def track_sequence(spec: tuple[str, str], ref: VideoRef, device: str, threads: int | None):

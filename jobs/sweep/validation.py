@@ -26,8 +26,7 @@ import torch
 from jobs.evaluation.evaluate import benchmark_sequences, first_box
 from pul.inference import tracking_net
 from pul.metrics import as_boxes, score_benchmark, score_sequence
-from pul.models.resnet22 import CIResNet22
-from pul.tracker import SiamFCTracker, TrackerConfig, siamdw_config
+from pul.tracker import SiamFCTracker, tracker_config_for
 from shards.source import VideoRef, iter_frames
 
 
@@ -59,7 +58,7 @@ class HeldOutAUC:
         # stage 3 trains its SiamNet inside a module that also embeds the contrastive views
         net = getattr(model, "net", model)
         device = next(net.parameters()).device
-        cfg = siamdw_config() if isinstance(net.backbone, CIResNet22) else TrackerConfig()
+        cfg = tracker_config_for(net)
         # a folded eval-mode copy: the training network and its batch norms are untouched
         tracker = SiamFCTracker(tracking_net(net), cfg, device)
         scores = []

@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from pul.models.resnet22 import CIResNet22
-from pul.tracker import SiamFCTracker, TrackerConfig, siamdw_config
+from pul.tracker import SiamFCTracker, tracker_config_for
 from pul.weights import load_weights
 
 WEIGHTS = "model.pt"
@@ -40,8 +39,7 @@ class PyfuncTracker:
     def __init__(self, weights: Path, device: str = "cpu") -> None:
         self.net = load_weights(weights, device)
         self.device = device
-        # SiamDW trackers use their own tuned hyperparameters (METHOD.md)
-        self.cfg = siamdw_config() if isinstance(self.net.backbone, CIResNet22) else TrackerConfig()
+        self.cfg = tracker_config_for(self.net)  # SiamDW's tracker for CIResNet-22
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
         frames, box = parse_input(model_input)

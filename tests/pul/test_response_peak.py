@@ -56,9 +56,9 @@ def test_peak_search_matches_the_plain_trackers():
     assert found.shape == (40, 4) and found.dtype == np.float64
     bests = set()
     for responses, (best, row, col, peak) in zip(maps, found, strict=True):
-        ref_best, ref_offset, ref_peak = plain._locate(responses)
-        assert best == ref_best
-        np.testing.assert_array_equal([col, row], ref_offset + (SIZE - 1) / 2)
+        ref_found, ref_size, ref_peak = plain._locate(responses)
+        assert ref_size == SIZE
+        np.testing.assert_array_equal([best, row, col], ref_found)
         assert peak == pytest.approx(ref_peak, rel=1e-5)
         bests.add(int(best))
     assert bests == {0, 1, 2}  # every scale won somewhere: the scale choice was exercised
