@@ -56,6 +56,11 @@ class PipelineConfig(Tracked):
     """Stage 2, mining pairs with the stage-1 model (`data` and `model` set by the pipeline)."""
     tc: TCConfig = field(default_factory=TCConfig)
     """Stage 3, the tracker trained on mined pairs (`data` and `init` set by the pipeline)."""
+    rounds: int = 1
+    """Progressive rounds of mining and stage 3: round 1 mines with the stage-1 model and
+    trains from it; each later round mines again with the latest stage-3 tracker (better
+    pairs, on more of the clips) and trains on them from that tracker. Every round's
+    tracker is scored; the last one is registered."""
     register: bool = True
     """Register the trained tracker in the MLflow model registry (the pipeline registers
     after evaluation, with the scores; the stages' own `register` stays off)."""
@@ -63,3 +68,7 @@ class PipelineConfig(Tracked):
     """Alias the new registered version gets."""
     eval_workers: int = 0
     """Benchmark sequences tracked at once: 0 = one Ray task per CPU, 1 = in this process."""
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be at least 1, got {self.rounds}")

@@ -119,7 +119,8 @@ def _count_steps(cfg: PipelineConfig, inputs_only: bool = False) -> int:
     synth = int(cfg.data.synth is not None) + int(cfg.benchmark.synth is not None)
     if inputs_only:
         return synth + 3  # clips, bd, mine
-    return synth + 5 + int(cfg.register)  # clips, bd, mine, tc, eval (+ register)
+    # clips, bd, (mine, tc) per round, eval (+ register)
+    return synth + 3 + 2 * cfg.rounds + int(cfg.register)
 
 
 def _describe_parent(ctx: Context, client: Any) -> None:
@@ -132,19 +133,32 @@ def _describe_parent(ctx: Context, client: Any) -> None:
 def _run_steps(ctx: Context) -> dict[str, Any]:
     clips = _clips(ctx)
     bd = _bd(ctx, clips)
-    pairs = _mine(ctx, clips, bd)
-    tc = _tc(ctx, pairs, bd)
-    scores = _evaluate(ctx, tc, bd)
-    summary: dict[str, Any] = {"clips": clips, "bd": bd, "pairs": pairs, "tc": tc, "eval": scores}
+    rounds = []
+    model = bd  # what the round mines with and starts from
+    for number in range(1, ctx.cfg.rounds + 1):
+        pairs = _mine(ctx, clips, model, number)
+        model = _tc(ctx, pairs, model, number)
+        rounds.append({"round": number, "pairs": pairs, "tc": model})
+    scores = _evaluate(ctx, rounds, bd)
+    for r in rounds:
+        r["scores"] = scores["scores"][_round_name(ctx, r["round"])]
+    summary: dict[str, Any] = {
+        "clips": clips,
+        "bd": bd,
+        "pairs": pairs,
+        "tc": model,
+        "rounds": [_round_facts(r) for r in rounds],
+        "eval": scores,
+    }
     if ctx.cfg.register:
-        summary["registered"] = _register(ctx, clips, pairs, tc, scores)
+        summary["registered"] = _register(ctx, clips, pairs, model, scores)
     return summary
 
 
 def _run_inputs(ctx: Context) -> dict[str, Any]:
     clips = _clips(ctx)
     bd = _bd(ctx, clips)
-    pairs = _mine(ctx, clips, bd)
+    pairs = _mine(ctx, clips, bd, 1)
     root, _ = _benchmark(ctx)
     return {"clips": clips, "bd": bd, "pairs": pairs, "benchmark": root}
 
@@ -236,26 +250,41 @@ def _bd(ctx: Context, clips: dict[str, Any]) -> dict[str, Any]:
     return ctx.run(s, lambda folder: _train(ctx, "bd", cfg, folder))
 
 
-def _train(ctx: Context, name: str, cfg: Any, folder: Path) -> dict[str, Any]:
-    model = train_stage(name, cfg, folder, tags=ctx.tags(name))
+def _train(ctx: Context, name: str, cfg: Any, folder: Path, number: int = 0) -> dict[str, Any]:
+    tags = _round_tags(ctx, name, number) if number else ctx.tags(name)
+    model = train_stage(name, cfg, folder, tags=tags)
     run_id = (folder / "DONE").read_text().strip()
     return {"model": str(model), "sha256": sha256_file(model), "run_id": run_id}
 
 
-def _mine(ctx: Context, clips: dict[str, Any], bd: dict[str, Any]) -> dict[str, Any]:
-    cfg = dataclasses.replace(ctx.cfg.mine, data=clips["path"], model=bd["model"])
+def _round_step(name: str, number: int) -> str:
+    """Round 1's steps keep their plain names (and so the work of earlier versions)."""
+    return name if number == 1 else f"{name}-round{number}"
+
+
+def _round_tags(ctx: Context, stage: str, number: int) -> dict[str, str]:
+    return {**ctx.tags(stage), "pul.round": str(number)}
+
+
+def _mine(
+    ctx: Context, clips: dict[str, Any], model: dict[str, Any], number: int
+) -> dict[str, Any]:
+    """Mine the clips with `model`: the stage-1 model in round 1, then the latest tracker."""
+    cfg = dataclasses.replace(ctx.cfg.mine, data=clips["path"], model=model["model"])
     s = step(
         ctx.work,
-        "pairs",
+        _round_step("pairs", number),
         clips=clips["lineage"],
-        model=bd["sha256"],
+        model=model["sha256"],
         config=cfg.content_fields(),
         code=ctx.code,
     )
-    ctx.announce(f"stage 2: mine pairs from {clips['clips']} clips")
+    by = "the stage-1 model" if number == 1 else f"the round-{number - 1} tracker"
+    ctx.announce(f"stage 2 (round {number}): mine pairs from {clips['clips']} clips with {by}")
 
     def body(folder: Path) -> dict[str, Any]:
-        with tracked_run(ctx.uri, ctx.cfg.experiment, folder, "mine", ctx.tags("mine")) as opened:
+        tags = _round_tags(ctx, "mine", number)
+        with tracked_run(ctx.uri, ctx.cfg.experiment, folder, "mine", tags) as opened:
             client, run_id = opened
             client.set_tag(run_id, "pul.data_lineage", clips["lineage"])
             log_params(client, run_id, cfg.content_fields())
@@ -288,18 +317,22 @@ def _mining_metrics(extra: dict[str, Any], clips: int) -> dict[str, float]:
     }
 
 
-def _tc(ctx: Context, pairs: dict[str, Any], bd: dict[str, Any]) -> dict[str, Any]:
-    cfg = _stage_config(ctx, ctx.cfg.tc, data=pairs["path"], init=bd["model"])
+def _tc(ctx: Context, pairs: dict[str, Any], init: dict[str, Any], number: int) -> dict[str, Any]:
+    """Stage 3 on the round's pairs, from `init` (the stage-1 model, then the last tracker)."""
+    cfg = _stage_config(ctx, ctx.cfg.tc, data=pairs["path"], init=init["model"])
     s = step(
         ctx.work,
-        "tc",
+        _round_step("tc", number),
         pairs=pairs["lineage"],
-        init=bd["sha256"],
+        init=init["sha256"],
         config=_content(cfg, "data", "init"),
         code=ctx.code,
     )
-    ctx.announce(f"stage 3: tracker from {pairs['pairs']} mined pairs, {cfg.train.steps} steps")
-    return ctx.run(s, lambda folder: _train(ctx, "tc", cfg, folder))
+    ctx.announce(
+        f"stage 3 (round {number}): tracker from {pairs['pairs']} mined pairs, "
+        f"{cfg.train.steps} steps"
+    )
+    return ctx.run(s, lambda folder: _train(ctx, "tc", cfg, folder, number))
 
 
 # -- evaluation and registration -------------------------------------------------------
@@ -317,29 +350,48 @@ def _benchmark(ctx: Context) -> tuple[str, str]:
     return str(root), tree_digest(root)
 
 
-def _eval_step(ctx: Context, tc: dict[str, Any], bd: dict[str, Any]) -> tuple[Step, str]:
+def _round_name(ctx: Context, number: int) -> str:
+    """The evaluation name of a round's tracker: the last round's is the tracker's own."""
+    name = TRACKER[ctx.cfg.tc.model.backbone]
+    return name if number == ctx.cfg.rounds else f"{name}-round{number}"
+
+
+def _round_facts(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "round": r["round"],
+        "pairs": r["pairs"]["pairs"],
+        "clips_with_pairs": r["pairs"]["clips_with_pairs"],
+        "model": r["tc"]["model"],
+        **r["scores"],
+    }
+
+
+def _eval_step(ctx: Context, rounds: list[dict[str, Any]], bd: dict[str, Any]) -> tuple[Step, str]:
     """The evaluation step and the benchmark folder it scores on."""
     root, content = _benchmark(ctx)
     bench = ctx.cfg.benchmark
+    earlier = {"earlier": [r["tc"]["sha256"] for r in rounds[:-1]]} if len(rounds) > 1 else {}
     s = step(
         ctx.work,
         "eval",
         benchmark=content,
         format=bench.format,
         sequences=bench.sequences,
-        tc=tc["sha256"],
+        tc=rounds[-1]["tc"]["sha256"],
         bd=bd["sha256"],
         untrained=_content(ctx.cfg.tc.model),
         code=ctx.code,
+        **earlier,
     )
     return s, root
 
 
-def _evaluate(ctx: Context, tc: dict[str, Any], bd: dict[str, Any]) -> dict[str, Any]:
-    s, root = _eval_step(ctx, tc, bd)
+def _evaluate(ctx: Context, rounds: list[dict[str, Any]], bd: dict[str, Any]) -> dict[str, Any]:
+    s, root = _eval_step(ctx, rounds, bd)
     bench = ctx.cfg.benchmark
-    ctx.announce("evaluate the new tracker, stage 1 alone and the baselines")
-    name = TRACKER[ctx.cfg.tc.model.backbone]
+    ctx.announce("evaluate the new tracker (each round's), stage 1 alone and the baselines")
+    name = _round_name(ctx, ctx.cfg.rounds)
+    trackers = {_round_name(ctx, r["round"]): r["tc"]["model"] for r in rounds}
 
     def body(folder: Path) -> dict[str, Any]:
         # opened first: an evaluation that fails (a missing sequence, a bad layout) is a
@@ -351,7 +403,7 @@ def _evaluate(ctx: Context, tc: dict[str, Any], bd: dict[str, Any]) -> dict[str,
                 benchmark=bench.format,
                 root=root,
                 out=str(folder),
-                models={name: tc["model"], "stage1-bd": bd["model"], "untrained": str(untrained)},
+                models={**trackers, "stage1-bd": bd["model"], "untrained": str(untrained)},
                 baselines=[STILL],
                 sequences=list(bench.sequences),
                 workers=ctx.cfg.eval_workers,

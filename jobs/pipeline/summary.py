@@ -29,6 +29,7 @@ def format_summary(
         f"{untrained['precision_20']:.3f}",
         f"data: {summary['clips']['clips']} clips -> {summary['pairs']['pairs']} mined pairs "
         f"(lineage {summary['clips']['lineage'][:12]})",
+        *_rounds(summary.get("rounds") or []),
         f"model file: {summary['tc']['model']}",
     ]
     env = f"MLFLOW_TRACKING_URI={shlex.quote(uri)}"
@@ -49,6 +50,17 @@ def format_summary(
         lines += ["", "next:"]
     lines.append(f"  pul mlflow serve --backend-store-uri {shlex.quote(uri)}   # then open the UI")
     return "\n".join(lines)
+
+
+def _rounds(rounds: list[dict[str, Any]]) -> list[str]:
+    """One line per progressive round (none for a single round: the table says it all)."""
+    if len(rounds) < 2:
+        return []
+    return [
+        f"round {r['round']}: {r['pairs']} pairs from {r['clips_with_pairs']} clips -> "
+        f"AUC {r['auc']:.3f}, P@20 {r['precision_20']:.3f}"
+        for r in rounds
+    ]
 
 
 def _skipped(summary: dict[str, Any]) -> str:

@@ -46,12 +46,12 @@ def test_an_edited_benchmark_label_of_the_same_size_gets_a_new_eval_step(tmp_pat
     bench = make_otb_set(tmp_path / "bench", videos=2, frames=6)
     ctx = _context(tmp_path, benchmark=BenchmarkConfig(root=str(bench)))
     root, before = _benchmark(ctx)
-    step_before, _ = _eval_step(ctx, MODELS["tc"], MODELS["bd"])
+    step_before, _ = _eval_step(ctx, [{"round": 1, "tc": MODELS["tc"]}], MODELS["bd"])
     assert root == str(bench.resolve())
 
     label = _edit_label(bench)
     _, after = _benchmark(ctx)
-    step_after, _ = _eval_step(ctx, MODELS["tc"], MODELS["bd"])
+    step_after, _ = _eval_step(ctx, [{"round": 1, "tc": MODELS["tc"]}], MODELS["bd"])
     assert after != before
     assert step_after.folder != step_before.folder
     assert step_after.folder.parent == step_before.folder.parent == tmp_path / "work"
@@ -60,7 +60,10 @@ def test_an_edited_benchmark_label_of_the_same_size_gets_a_new_eval_step(tmp_pat
     text = label.read_text()
     digit = next(i for i, c in enumerate(text) if c.isdigit())
     label.write_text(text[:digit] + str((int(text[digit]) - 1) % 10) + text[digit + 1 :])
-    assert _eval_step(ctx, MODELS["tc"], MODELS["bd"])[0].folder == step_before.folder
+    assert (
+        _eval_step(ctx, [{"round": 1, "tc": MODELS["tc"]}], MODELS["bd"])[0].folder
+        == step_before.folder
+    )
 
 
 def test_a_reused_shard_set_changed_after_verification_is_verified_again(tmp_path):

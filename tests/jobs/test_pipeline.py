@@ -124,6 +124,61 @@ def test_a_pipeline_killed_in_stage_3_continues_without_rerunning_finished_steps
     assert tags["pul.train_run"] == tc_run
 
 
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.timeout(1200)
+def test_a_second_round_mines_with_the_round_1_tracker_and_trains_from_it(tmp_path, capsys):
+    one_worker = {**TINY_TRAIN, "workers": 1, "log_every": 1, "max_failures": 0}
+    config = _config(
+        tmp_path,
+        rounds=2,
+        register=False,
+        bd={**TINY["bd"], "train": one_worker},
+        tc={**TINY["tc"], "train": {**one_worker, "steps": 8}},
+    )
+    work = tmp_path / "work"
+    code, out, err = run_cli(capsys, "pipeline", "--config", str(config), "--work", str(work))
+    assert code == 0, err[-3000:]
+    steps = {
+        p.parent.name.rsplit("-", 1)[0]: json.loads(p.read_text()) for p in work.glob("*/STEP.json")
+    }
+    assert {"pairs", "tc", "pairs-round2", "tc-round2"} <= set(steps)
+    summary = json.loads((work / "pipeline.json").read_text())
+    first, second = summary["rounds"]
+    # round 2 mined with the round-1 tracker, and trained from it
+    mined = json.loads((Path(steps["pairs-round2"]["path"]) / "manifest.json").read_text())
+    assert mined["config"]["model"] == first["model"]
+    tc2_config = yaml.safe_load((Path(second["model"]).parent / "config.yaml").read_text())
+    assert tc2_config["init"] == first["model"]
+    assert summary["tc"]["model"] == second["model"] != first["model"]
+    # each round's tracker is scored: the last under the tracker's name
+    scores = summary["eval"]["scores"]
+    assert set(scores) == {"alexpul-round1", "alexpul", "stage1-bd", "untrained", "still"}
+    assert (
+        first["auc"] == scores["alexpul-round1"]["auc"]
+        and second["auc"] == scores["alexpul"]["auc"]
+    )
+    assert "round 1:" in out and "round 2:" in out and "alexpul-round1" in out
+    # each round has its own nested mine and tc runs, tagged with the round
+    client = MlflowClient(summary["tracking_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("pul").experiment_id])
+    rounds = sorted(
+        (r.data.tags["pul.stage"], r.data.tags["pul.round"])
+        for r in runs
+        if "pul.round" in r.data.tags
+    )
+    assert rounds == [("mine", "1"), ("mine", "2"), ("tc", "1"), ("tc", "2")]
+    assert all(
+        r.data.tags["mlflow.parentRunId"] == summary["parent_run"]
+        for r in runs
+        if r.data.tags["pul.stage"] != "pipeline"
+    )
+
+    # run again: every step is done, none reruns
+    code, out, _ = run_cli(capsys, "pipeline", "--config", str(config), "--work", str(work))
+    assert code == 0 and out.count("done before, skipped") == summary["steps"]["total"]
+
+
 def test_a_step_runs_once_and_a_changed_input_gets_a_new_folder(tmp_path):
     calls = []
 
