@@ -14,7 +14,7 @@ Proposer = Literal["random", "objectness", "motion"]
 
 @dataclass
 class MiningConfig:
-    proposer: Proposer = "objectness"
+    proposer: Proposer = "motion"
     """Seed boxes: 'random' (textured boxes anywhere), 'objectness' (boxes whose BD
     embedding differs most from that of their surrounding ring) or 'motion' (boxes on what
     moves differently from the camera-compensated background, then objectness)."""

@@ -30,6 +30,11 @@ MIN_POINTS = 12
 MIN_INLIERS = 0.3
 """The camera fit must explain at least this share of the points; else the two frames do
 not show one scene (a hard cut, a flash) and their flow says nothing."""
+MIN_COVER = 0.25
+"""The points the camera fit explains must be at least this share of all grid points (of
+the frame's area). Over a flat background the only textured points may be on the moving
+object itself: the "camera" fitted to them is the object's motion, and everything else
+would look as if it moved."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,8 @@ def residual_motion(seed: np.ndarray, later: np.ndarray) -> ResidualMotion | Non
     if camera is None:
         return None
     inliers = float(inlier_mask.mean())
-    if inliers < MIN_INLIERS:
+    grid_points = len(range(GRID // 2, a.shape[0], GRID)) * len(range(GRID // 2, a.shape[1], GRID))
+    if inliers < MIN_INLIERS or inlier_mask.sum() < MIN_COVER * grid_points:
         return None
     height, width = a.shape
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)

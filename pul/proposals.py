@@ -106,25 +106,29 @@ def refine(
     scores: np.ndarray,
     score: Callable[[np.ndarray], np.ndarray],
     steps: int,
+    stretch: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Local search: `steps` rounds in which each box moves to the best-scoring (`score`:
     boxes N x 4 -> scores N) of itself and its 6 neighbours (shifted by +/-d of its width or
-    height, or scaled by 1 +/- d), with d halving from 1/4. A random candidate rarely sits
-    squarely on an object, and a seed half on an object and half on the background moves two
-    ways at once: its tracks fail the cycle test."""
+    height, or scaled by 1 +/- d), with d halving from 1/4; `stretch` adds 4 more that scale
+    the width or the height alone (the aspect ratio then changes too). A random candidate
+    rarely sits squarely on an object, and a seed half on an object and half on the
+    background moves two ways at once: its tracks fail the cycle test."""
     height, width = frame_shape[:2]
     for step in range(steps):
         d = 0.25 / 2**step
-        moves = np.array(
-            [[0, 0, 1], [d, 0, 1], [-d, 0, 1], [0, d, 1], [0, -d, 1], [0, 0, 1 + d], [0, 0, 1 - d]]
-        )
+        moves = [[0, 0, 1, 1], [d, 0, 1, 1], [-d, 0, 1, 1], [0, d, 1, 1], [0, -d, 1, 1]]
+        moves += [[0, 0, 1 + d, 1 + d], [0, 0, 1 - d, 1 - d]]
+        if stretch:
+            moves += [[0, 0, 1 + d, 1], [0, 0, 1 - d, 1], [0, 0, 1, 1 + d], [0, 0, 1, 1 - d]]
+        moves = np.array(moves)
         centre = (
             boxes[:, None, :2] + boxes[:, None, 2:] / 2 + moves[None, :, :2] * boxes[:, None, 2:]
         )
         size = boxes[:, None, 2:] * moves[None, :, 2:]
         size = np.minimum(size, [width, height])
         corner = np.clip(centre - size / 2, 0.0, [width, height] - size)
-        tries = np.concatenate([corner, size], axis=2)  # k x 7 x 4
+        tries = np.concatenate([corner, size], axis=2)  # k x moves x 4
         tried = score(tries.reshape(-1, 4)).reshape(len(boxes), -1)
         best = tried.argmax(axis=1)
         boxes, scores = tries[np.arange(len(boxes)), best], tried[np.arange(len(boxes)), best]

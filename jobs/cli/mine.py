@@ -14,7 +14,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "mine",
         formatter_class=HelpFormatter,
         help="PUL stage 2: mine pairs from unlabeled clips",
-        description="Propose seed boxes in clips (mining.proposer=random|objectness), track "
+        description="Propose seed boxes in clips (mining.proposer=motion|objectness|random), track "
         "them forward with the stage-1 (BD) model, keep a pair only while the backward "
         "(cycle) check and the confidence pass, and write pair shards with their own "
         "manifest. Runs as Ray tasks, one per input shard; an interrupted run resumes.\n\n"

@@ -194,7 +194,7 @@ def test_the_config_loads_from_overrides_and_documents_every_field():
     )
     assert cfg.mining.gaps == (2, 8) and cfg.mining.tracker.scale_num == 5
     lines = describe(MineJobConfig)
-    assert len(lines) == 32 and all(line.split(": ", 1)[1] for line in lines)
+    assert len(lines) == 37 and all(line.split(": ", 1)[1] for line in lines)
     with pytest.raises(ConfigError, match="gaps must be positive and increasing"):
         load_config(MineJobConfig, overrides=["mining.gaps=[4, 2]"])
     with pytest.raises(ConfigError, match="workers"):
