@@ -269,6 +269,18 @@ def test_synthetic_cuts_are_found_exactly(tmp_path):
     assert [index for index, _ in iter_frames(refs[2])] == list(range(22, 31))
 
 
+def test_an_mpeg1_program_stream_is_a_video(tmp_path):
+    video = tmp_path / "city.MPG"  # the extension is matched without case, like .mpeg
+    write_cut_video(video, [10, 12], fourcc="PIM1")
+    assert detect_layout(video) == "video"
+    refs = read_sources([str(video)])
+    assert [(r.name, r.start, r.stop) for r in refs] == [
+        ("city-shot00", 0, 10),
+        ("city-shot01", 10, 22),
+    ]
+    assert refs[0].fps == 25.0
+
+
 def test_without_cut_splitting_a_video_is_one_ref(tmp_path):
     video = tmp_path / "synthetic.mp4"
     write_cut_video(video, [10, 12])
