@@ -79,7 +79,7 @@ def main() -> None:
     work = args.work
     synth = work / "synth"
     generate(SynthConfig(videos=16, frames=64, seed=7), synth, progress=False)
-    sources = [str(bundled_footage()["bikes"]), str(synth)]
+    sources = [str(bundled_footage(["bikes"])["bikes"]), str(synth)]
 
     rows = []
     connect_ray()

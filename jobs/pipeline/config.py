@@ -23,7 +23,8 @@ class DataConfig:
     sources: list[str] = field(default_factory=list)
     """Videos or dataset folders to pack (anything `pul shards pack` reads)."""
     footage: list[str] = field(default_factory=list)
-    """Real footage shipped with the install to add: 'bikes', 'carphone_pristine'."""
+    """Real footage shipped with the install to add: 'bikes', 'carphone_pristine', 'cityCC0'
+    (shards/footage.py; README's "Bundled footage" lists their packages and licences)."""
     synth: SynthConfig | None = None
     """Synthetic videos to generate and add (their ground truth is never read by training)."""
     clips: str = ""

@@ -32,7 +32,7 @@ from jobs.train.job import train_stage
 from pul.models import build_model
 from pul.weights import save_weights
 from shards.content_hash import tree_digest
-from shards.footage import bundled_footage
+from shards.footage import FOOTAGE, bundled_footage
 from shards.inspect_set import contact_sheet
 from shards.manifest import read_manifest, sha256_file
 from shards.pack import plan_hash
@@ -104,10 +104,10 @@ def _check(cfg: PipelineConfig) -> None:
         raise JobError("no training data: set data.clips, data.sources, data.footage or data.synth")
     if not (cfg.benchmark.root or cfg.benchmark.synth):
         raise JobError("no benchmark: set benchmark.root=DIR or benchmark.synth")
-    known = bundled_footage()
-    unknown = [name for name in data.footage if name not in known]
+    unknown = [name for name in data.footage if name not in FOOTAGE]
     if unknown:
-        raise JobError(f"unknown footage {unknown}: bundled are {sorted(known)}")
+        raise JobError(f"unknown footage {unknown}: bundled are {sorted(FOOTAGE)}")
+    bundled_footage(data.footage)  # its packages are installed: fail before the first step
     for path in [*data.sources, *([data.clips] if data.clips else [])]:
         if not Path(path).exists():
             raise JobError(f"no such path: {path}")
@@ -182,8 +182,7 @@ def _clips(ctx: Context) -> dict[str, Any]:
     if data.clips:
         return _verified(ctx, Path(data.clips))
     sources = list(data.sources)
-    footage = bundled_footage()
-    sources += [str(footage[name]) for name in data.footage]
+    sources += [str(path) for path in bundled_footage(data.footage).values()]
     synth_key = ""
     if data.synth is not None:
         videos = _synth(ctx, "synth-train", data.synth, "synthetic training videos")

