@@ -295,7 +295,7 @@ def _mine(
             "path": str((folder / "shards").resolve()),
             "lineage": manifest.lineage,
             "run_id": run_id,
-            **{k: metrics[k] for k in ("pairs", "clips_with_pairs")},
+            **{k: metrics[k] for k in ("pairs", "clips_with_pairs", "pairs_on_target")},
         }
 
     return ctx.run(s, body)
@@ -308,10 +308,14 @@ def _mining_metrics(extra: dict[str, Any], clips: int) -> dict[str, float]:
             "or loosen mine.mining.min_confidence / max_cycle_error"
         )
     cycle = extra.get("cycle_error_px") or {}
+    # where clips carry hidden truth (synthetic videos): how many seeds sat on the target
+    on_target = (extra.get("quality") or {}).get("pairs_on_target", 0)
     return {
         "pairs": extra["pairs"],
         "clips_with_pairs": extra["clips_with_pairs"],
         "mean_confidence": extra["mean_confidence"],
+        "pairs_on_target": on_target,
+        "share_on_target": on_target / extra["pairs"],
         **{f"cycle_error_px_{k}": v for k, v in cycle.items()},
     }
 
@@ -360,6 +364,7 @@ def _round_facts(r: dict[str, Any]) -> dict[str, Any]:
         "round": r["round"],
         "pairs": r["pairs"]["pairs"],
         "clips_with_pairs": r["pairs"]["clips_with_pairs"],
+        "pairs_on_target": r["pairs"].get("pairs_on_target"),
         "model": r["tc"]["model"],
         **r["scores"],
     }

@@ -27,8 +27,8 @@ def format_summary(
         f"{ev['tracker']} {verdict} the untrained network: AUC {own['auc']:.3f} vs "
         f"{untrained['auc']:.3f} ({margin:+.3f}); P@20 {own['precision_20']:.3f} vs "
         f"{untrained['precision_20']:.3f}",
-        f"data: {summary['clips']['clips']} clips -> {summary['pairs']['pairs']} mined pairs "
-        f"(lineage {summary['clips']['lineage'][:12]})",
+        f"data: {summary['clips']['clips']} clips -> {summary['pairs']['pairs']} mined pairs"
+        f"{_on_target(summary['pairs'])} (lineage {summary['clips']['lineage'][:12]})",
         *_rounds(summary.get("rounds") or []),
         f"model file: {summary['tc']['model']}",
     ]
@@ -52,12 +52,21 @@ def format_summary(
     return "\n".join(lines)
 
 
+def _on_target(pairs: dict[str, Any]) -> str:
+    """How many pairs sat on a hidden synthetic target (mining measures it where it can)."""
+    hits = pairs.get("pairs_on_target")
+    if not hits:
+        return ""
+    return f", {hits} on a synthetic target ({100 * hits / pairs['pairs']:.0f}%)"
+
+
 def _rounds(rounds: list[dict[str, Any]]) -> list[str]:
     """One line per progressive round (none for a single round: the table says it all)."""
     if len(rounds) < 2:
         return []
     return [
-        f"round {r['round']}: {r['pairs']} pairs from {r['clips_with_pairs']} clips -> "
+        f"round {r['round']}: {r['pairs']} pairs from {r['clips_with_pairs']} clips"
+        f"{_on_target(r)} -> "
         f"AUC {r['auc']:.3f}, P@20 {r['precision_20']:.3f}"
         for r in rounds
     ]

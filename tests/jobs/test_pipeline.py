@@ -247,3 +247,42 @@ def test_reused_shards_that_fail_verification_stop_the_pipeline(tmp_path, capsys
     assert code == 2 and err[-1].startswith("pul: error:"), err
     assert f"shards failed verification: {shard.name}" in err[-1]
     assert not list(work.glob("bd-*"))
+
+
+def test_the_summary_says_each_rounds_pairs_and_score():
+    from jobs.pipeline.summary import format_summary
+
+    scores = {
+        "alexpul": {"auc": 0.52, "precision_20": 0.7},
+        "untrained": {"auc": 0.3, "precision_20": 0.4},
+    }
+    rounds = [
+        {
+            "round": 1,
+            "pairs": 200,
+            "clips_with_pairs": 40,
+            "pairs_on_target": 50,
+            "auc": 0.45,
+            "precision_20": 0.6,
+        },
+        {
+            "round": 2,
+            "pairs": 300,
+            "clips_with_pairs": 60,
+            "pairs_on_target": 120,
+            "auc": 0.52,
+            "precision_20": 0.7,
+        },
+    ]
+    summary = {
+        "seconds": 60.0, "work": "w", "tracking_uri": "sqlite:///x.db",
+        "eval": {"tracker": "alexpul", "benchmark": "b", "table": "|t|", "scores": scores},
+        "clips": {"clips": 100, "lineage": "abc"}, "pairs": {"pairs": 300, "pairs_on_target": 120},
+        "tc": {"model": "m.pt"}, "rounds": rounds,
+    }  # fmt: skip
+    text = format_summary(summary)
+    assert "100 clips -> 300 mined pairs, 120 on a synthetic target (40%)" in text
+    assert "round 1: 200 pairs from 40 clips, 50 on a synthetic target (25%) -> AUC 0.450" in text
+    assert "round 2: 300 pairs from 60 clips, 120 on a synthetic target (40%) -> AUC 0.520" in text
+    summary["rounds"] = rounds[1:]  # one round: the table says it all
+    assert "round 2:" not in format_summary(summary)
