@@ -62,6 +62,9 @@ class PipelineConfig(Tracked):
     trains from it; each later round mines again with the latest stage-3 tracker (better
     pairs, on more of the clips) and trains on them from that tracker. Every round's
     tracker is scored; the last one is registered."""
+    round_steps: int = 0
+    """Stage-3 steps of each round after the first (they start from a trained tracker, so
+    they may be shorter); 0: tc.train.steps."""
     register: bool = True
     """Register the trained tracker in the MLflow model registry (the pipeline registers
     after evaluation, with the scores; the stages' own `register` stays off)."""
@@ -71,5 +74,7 @@ class PipelineConfig(Tracked):
     """Benchmark sequences tracked at once: 0 = one Ray task per CPU, 1 = in this process."""
 
     def __post_init__(self) -> None:
-        if self.rounds < 1:
-            raise ValueError(f"rounds must be at least 1, got {self.rounds}")
+        if self.rounds < 1 or self.round_steps < 0:
+            raise ValueError(
+                f"need rounds >= 1 and round_steps >= 0, got {self.rounds}, {self.round_steps}"
+            )

@@ -323,6 +323,10 @@ def _mining_metrics(extra: dict[str, Any], clips: int) -> dict[str, float]:
 def _tc(ctx: Context, pairs: dict[str, Any], init: dict[str, Any], number: int) -> dict[str, Any]:
     """Stage 3 on the round's pairs, from `init` (the stage-1 model, then the last tracker)."""
     cfg = _stage_config(ctx, ctx.cfg.tc, data=pairs["path"], init=init["model"])
+    if number > 1 and ctx.cfg.round_steps:
+        cfg = dataclasses.replace(
+            cfg, train=dataclasses.replace(cfg.train, steps=ctx.cfg.round_steps)
+        )
     s = step(
         ctx.work,
         _round_step("tc", number),

@@ -132,6 +132,7 @@ def test_a_second_round_mines_with_the_round_1_tracker_and_trains_from_it(tmp_pa
     config = _config(
         tmp_path,
         rounds=2,
+        round_steps=4,
         register=False,
         bd={**TINY["bd"], "train": one_worker},
         tc={**TINY["tc"], "train": {**one_worker, "steps": 8}},
@@ -150,6 +151,7 @@ def test_a_second_round_mines_with_the_round_1_tracker_and_trains_from_it(tmp_pa
     assert mined["config"]["model"] == first["model"]
     tc2_config = yaml.safe_load((Path(second["model"]).parent / "config.yaml").read_text())
     assert tc2_config["init"] == first["model"]
+    assert tc2_config["train"]["steps"] == 4  # round_steps; round 1 trained tc's 8
     assert summary["tc"]["model"] == second["model"] != first["model"]
     # each round's tracker is scored: the last under the tracker's name
     scores = summary["eval"]["scores"]
