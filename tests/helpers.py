@@ -186,3 +186,10 @@ def pul_killed_when(
         proc.wait()
         if log is not None:
             sink.close()
+
+
+def default_sigint() -> None:
+    """A `preexec_fn`: SIGINT as a terminal's foreground job has it (Ctrl-C works), even in
+    a test run started in the background (`make test &`), whose processes inherit an ignored
+    SIGINT; `pul` keeps an ignored SIGINT ignored, as nohup expects."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -20,7 +20,7 @@ from jobs.tracking.runs import experiment_id
 from jobs.tracking.server import ServerError, free_port, healthy, serving
 from pul.models import ModelConfig, build_model
 from pul.weights import load_weights, save_weights
-from tests.helpers import run_cli
+from tests.helpers import default_sigint, run_cli
 
 
 def test_register_list_and_pull_through_a_server(tmp_path, capsys):
@@ -103,7 +103,12 @@ def test_pul_mlflow_serve_runs_until_interrupted(tmp_path):
     ]
     repo = Path(__file__).resolve().parents[2]
     child = subprocess.Popen(
-        command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=default_sigint,  # Ctrl-C from a terminal: SIGINT not ignored
     )
     try:
         lines = []

@@ -199,9 +199,11 @@ def start_training(run_dir: Path, clips: Path, env: dict, ignore_sigint: bool = 
     # a file, not a pipe: Ray forwards its workers' output, which would fill a pipe unread
     log = open(run_dir.parent / f"{run_dir.name}-{time.monotonic_ns()}.log", "w+")  # noqa: SIM115
 
-    def preexec() -> None:  # as a non-interactive shell starts a job with `&`
-        if ignore_sigint:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    def preexec() -> None:
+        # ignored: as a non-interactive shell starts a job with `&`; else as a terminal's
+        # foreground job has it, whatever this test process inherited (a test run started
+        # in the background ignores SIGINT, and its children would inherit that)
+        signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_sigint else signal.SIG_DFL)
 
     child = subprocess.Popen(
         pul_command(*argv),
