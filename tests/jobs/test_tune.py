@@ -160,13 +160,18 @@ def test_an_optuna_sweep_with_asha_stops_trials_early_and_registers_the_best(
     generate(SynthConfig(**TINY_BENCH, seed=4), bench, False)
     work = tmp_path / "sweep"
     # 4 Optuna trials of 12 steps, validated every 2 on 2 x 10 frames; ASHA's rungs at
-    # steps 2, 4 and 8. One trial at a time: with two at once (the preset's setting, which
-    # passes here in 2 to 3 minutes) one CI run waited 20 minutes on trials that never
-    # started; the cause was not found, and what this test guards does not need two at once
+    # steps 2, 4 and 8; one trial at a time.
+    # KNOWN DEFECT (found 2026-12-06, not fixed): the placement group of a trial that ASHA
+    # stops is never removed (the GCS log shows it registered and never removed; Ray
+    # Train's PlacementGroupCleaner outlives it without cleaning), so each stopped trial
+    # keeps its CPUs. With 1-CPU workers on 2 CPUs the third or fourth trial then waits
+    # forever (two CI runs hung here). Half-CPU workers leave room for the 3 trials that can
+    # leak before the last one; the leak itself is still there.
     code, out, err = run_cli(
         capsys, "tune", "--config", str(ROOT / "configs/sweeps/tiny-cpu.yaml"),
         "--data", str(pairs), "--init", str(init), "--benchmark", str(bench),
         "--work", str(work), f"tracking_uri={uri}", "max_concurrent=1",
+        "tc.train.cpus_per_worker=0.5",
     )  # fmt: skip
     assert code == 0, err[-3000:]
     folder = next(work.glob("tune-*"))
