@@ -88,23 +88,33 @@ def start_node(
 ) -> tuple[subprocess.Popen, str]:
     """Start this node's Ray (the head when `head_address` is None); returns the process
     and the cluster address."""
+    from jobs.runtime import STATE_API_ENV  # imports ray: only where a node starts
+
     ip = node_ip()
     cmd = [_ray_cli(), "start", "--block", "--disable-usage-stats", "--node-ip-address", ip]
     cmd += ["--num-cpus", str(cpus), "--num-gpus", str(gpus), "--node-name", node_name()]
     cmd += _per_node_ports()
     if object_store_gb:
         cmd += ["--object-store-memory", str(int(object_store_gb * 1e9))]
+    # Ray's state API, in this node's processes, is told where the dashboard is rather
+    # than guessing from /tmp/ray/ray_current_cluster, which another cluster on the host
+    # may have written (see jobs.runtime.start_local_ray: with a wrong guess, trials that
+    # Tune stops keep their CPUs). The dashboard listens on the head only, where Ray
+    # Train's placement-group cleaner runs.
+    env = {key: value for key, value in os.environ.items() if key != STATE_API_ENV}
     if head_address is None:
-        port = free_port()
+        port, dashboard_port = free_port(), free_port()
         address = f"{ip}:{port}"
         cmd += ["--head", "--port", str(port), "--dashboard-host", "127.0.0.1"]
-        cmd += ["--dashboard-port", str(free_port()), "--ray-client-server-port", str(free_port())]
+        cmd += ["--dashboard-port", str(dashboard_port)]
+        cmd += ["--ray-client-server-port", str(free_port())]
+        env[STATE_API_ENV] = f"http://127.0.0.1:{dashboard_port}"
     else:
         address = head_address
         cmd += ["--address", head_address]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
-        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     return process, address
 
 

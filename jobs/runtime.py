@@ -9,6 +9,8 @@ from typing import Any
 
 import ray
 
+from jobs.tracking.server import free_port
+
 log = logging.getLogger(__name__)
 
 
@@ -25,15 +27,57 @@ def connect_ray(num_cpus: int | None = None) -> None:
         log.info("joining the Ray cluster at %s", address)
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
     else:
-        # The dashboard stays on: without it Ray Train's placement-group cleaner floods the
-        # log with state-API errors.
+        start_local_ray(num_cpus)
+
+
+STATE_API_ENV = "RAY_API_SERVER_ADDRESS"
+"""Where Ray's state API (in every process of the cluster) finds the cluster's dashboard."""
+
+
+def start_local_ray(num_cpus: int | None = None, log_to_driver: bool = True) -> None:
+    """Start a new Ray cluster on this machine, with its dashboard, and connect to it.
+
+    The dashboard stays on and every process of the cluster is told where it is: Ray
+    Train's placement-group cleaner, the detached actor that removes the workers'
+    placement group of a run whose controller died (a trial Tune stopped), asks the state
+    API whether the controller is alive. In a worker, the state API guesses the cluster:
+    RAY_ADDRESS, else /tmp/ray/ray_current_cluster (left by the last `ray start` on this
+    host, perhaps long gone), else the one GCS process on the host. A stale file or a
+    second cluster on the host sends it elsewhere; the cleaner gives up, and every trial
+    that Tune stopped keeps its CPUs until the cluster ends (later trials then wait
+    forever). Naming the dashboard in the environment the cluster's processes inherit
+    removes the guess.
+    """
+    port = free_port()
+    # set while ray.init starts the cluster's processes, which keep it; not left behind
+    # for this process's own children (a `ray start` of theirs would ask this dashboard)
+    before = os.environ.get(STATE_API_ENV)
+    os.environ[STATE_API_ENV] = f"http://127.0.0.1:{port}"
+    try:
         # address="local": a new cluster even when a `ray start` on this host (e.g. a job
         # of `pul submit --profile local`) left its address behind for ray.init to find
-        ray.init(
+        context = ray.init(
             address="local",
             num_cpus=num_cpus,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            dashboard_port=port,
+            log_to_driver=log_to_driver,
             logging_level=logging.WARNING,
             configure_logging=False,
+        )
+    finally:
+        if before is None:
+            os.environ.pop(STATE_API_ENV, None)
+        else:
+            os.environ[STATE_API_ENV] = before
+    if context.dashboard_url and not context.dashboard_url.endswith(f":{port}"):
+        # taken between free_port and the dashboard's bind: Ray chose another port
+        log.warning(
+            "Ray's dashboard is at %s, not port %d: trials that Tune stops may keep their "
+            "CPUs until the cluster ends",
+            context.dashboard_url,
+            port,
         )
 
 

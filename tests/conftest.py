@@ -3,25 +3,17 @@ one thread. Shared helpers that are not fixtures: tests/helpers.py."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
+
+from tests.helpers import wait_ray_idle
 
 
 def _start_local_ray():
-    import logging
-
-    import ray
+    from jobs.runtime import start_local_ray
 
     # As connect_ray starts one, but workers' output stays in their log files: forwarded to
     # this process it would land, at any moment, in whatever a later test captures.
-    ray.init(
-        address="local",
-        num_cpus=2,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-        configure_logging=False,
-    )
+    start_local_ray(num_cpus=2, log_to_driver=False)
 
 
 @pytest.fixture(scope="session")
@@ -51,21 +43,10 @@ def _ray_left_idle(request):
 
     if not ray.is_initialized():
         return
-    deadline = time.monotonic() + 30  # actors being torn down give their CPUs back soon
-    while time.monotonic() < deadline:
-        if _ray_idle(ray):
-            return
-        time.sleep(0.5)
+    if wait_ray_idle(ray, 30):  # actors being torn down give their CPUs back soon
+        return
     ray.shutdown()
     _start_local_ray()
-
-
-def _ray_idle(ray) -> bool:
-    from ray.util import placement_group_table
-
-    if any(group["state"] != "REMOVED" for group in placement_group_table().values()):
-        return False
-    return ray.available_resources().get("CPU", 0) >= ray.cluster_resources().get("CPU", 0)
 
 
 @pytest.fixture(scope="module")

@@ -193,3 +193,20 @@ def default_sigint() -> None:
     a test run started in the background (`make test &`), whose processes inherit an ignored
     SIGINT; `pul` keeps an ignored SIGINT ignored, as nohup expects."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def wait_ray_idle(ray, seconds: float) -> bool:
+    """Whether, within `seconds`, every CPU of the cluster is free and every placement
+    group removed (none held, none still asked for)."""
+    from ray.util import placement_group_table
+
+    deadline = time.monotonic() + seconds
+    while True:
+        groups = placement_group_table().values()
+        held = any(group["state"] != "REMOVED" for group in groups)
+        cpus = ray.available_resources().get("CPU", 0)
+        if not held and cpus >= ray.cluster_resources().get("CPU", 0):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
