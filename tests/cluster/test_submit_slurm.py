@@ -13,8 +13,12 @@ from cluster.ray_nodes import free_port
 from cluster.records import find, state
 from jobs.cli import main
 from jobs.tracking.server import serving
+from jobs.truth_pairs import write_truth_pairs
+from shards.synth import SynthConfig, generate
 from tests.cluster.conftest import run, wait_until
-from tests.helpers import tiny_clips
+from tests.helpers import TINY_BENCH, save_untrained, tiny_clips
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slurm
 
@@ -126,6 +130,44 @@ def test_a_bd_training_runs_ray_on_both_nodes_and_registers_in_a_server(
         assert client.get_run(run_id).data.tags["pul.train_nodes"] == ",".join(dev_slurm.nodes)
         version = client.get_model_version_by_alias("pul-alexnet", "candidate")
         assert version.run_id == run_id
+
+
+def test_a_tune_sweep_spreads_its_trials_over_both_nodes_stops_some_and_registers_the_best(
+    dev_slurm, pul_home, capsys
+):
+    # pairs cut from the tiny clips' ground truth: real pair shards without a local Ray
+    pairs = write_truth_pairs(tiny_clips(pul_home / "data"), pul_home / "pairs", pairs=64)
+    init = save_untrained(pul_home / "init.pt")
+    bench = pul_home / "bench"
+    generate(SynthConfig(**TINY_BENCH, seed=4), bench, False)
+    work, db = pul_home / "sweep", f"sqlite:///{pul_home}/mlflow.db"
+    # the tiny Optuna + ASHA preset: 4 trials, each one 1-CPU worker; the two 1-CPU nodes
+    # hold two at once, and a trial ASHA stops must give its node back for the next
+    job = _submit(
+        capsys, "tune", "--profile", "dev", f"profile.storage={pul_home / 'cluster'}",
+        "--config", str(ROOT / "configs/sweeps/tiny-cpu.yaml"), "--data", str(pairs),
+        "--init", str(init), "--benchmark", str(bench), "--work", str(work),
+        f"tracking_uri={db}",
+    )  # fmt: skip
+    final = _wait_state(job, {"COMPLETED"}, timeout=900)
+    log = find(job).stdout.read_text() + find(job).stderr.read_text()
+    assert final == "COMPLETED", log[-3000:]
+
+    folder = next(work.glob("tune-*"))
+    trials = json.loads((folder / "trials.json").read_text())
+    assert len(trials) == 4 and {t["status"] for t in trials} <= {"finished", "stopped"}
+    assert any(t["status"] == "stopped" for t in trials), trials
+    nodes = {
+        worker["node"]
+        for workers in folder.glob("trial-*/workers.json")
+        for worker in json.loads(workers.read_text())
+    }
+    assert nodes == set(dev_slurm.nodes)  # the trials ran on both nodes
+    client = MlflowClient(db)
+    version = client.get_model_version_by_alias("pul-alexnet", "candidate")
+    best = max((t for t in trials if t["status"] == "finished"), key=lambda t: t["auc"])
+    assert version.tags["pul.train_run"] == best["run_id"]
+    assert "registered pul-alexnet version 1 (alias candidate)" in log
 
 
 def test_a_requeued_job_resumes_from_its_checkpoint(dev_slurm, pul_home, capsys):
