@@ -23,7 +23,12 @@ FORBIDDEN: dict[str, set[str]] = {
     "cluster": {"pul", "shards", "jobs"},
     # inside jobs: the CLI is the top; MLflow, evaluation and training know nothing above them
     "jobs.tracking": {
-        "jobs.cli", "jobs.pipeline", "jobs.tune", "jobs.sweep", "jobs.train", "jobs.evaluation"
+        "jobs.cli",
+        "jobs.pipeline",
+        "jobs.tune",
+        "jobs.sweep",
+        "jobs.train",
+        "jobs.evaluation",
     },
     "jobs.evaluation": {"jobs.cli", "jobs.pipeline", "jobs.tune", "jobs.sweep", "jobs.train"},
     "jobs.train": {"jobs.cli", "jobs.pipeline", "jobs.tune", "jobs.sweep"},

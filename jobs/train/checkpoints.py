@@ -86,9 +86,7 @@ def copy_and_mark(source: str | Path, saved: Path, step: int) -> None:
     tmp.replace(saved / COMPLETE_FILE)
 
 
-def restore(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, root: Path, rank: int
-) -> int:
+def restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, root: Path, rank: int) -> int:
     """Load the newest complete checkpoint that loads; its step (0: none, a fresh start).
 
     Rank 0 chooses and the others load its choice, so every rank starts from the same

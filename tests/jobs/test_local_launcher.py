@@ -64,9 +64,7 @@ def test_the_standalone_entry_imports_neither_ray_nor_mlflow():
     assert done.stdout.strip() == "[]"
 
 
-def test_stage_3_without_ray_trains_logs_to_a_file_and_resumes_from_its_checkpoint(
-    pairs, tmp_path
-):
+def test_stage_3_without_ray_trains_logs_to_a_file_and_resumes_from_its_checkpoint(pairs, tmp_path):
     run = tmp_path / "run"
     argv = ["tc", "--data", str(pairs), "--run-dir", str(run), "train.steps=12", *TINY_TC]
     assert main(argv) == 0
