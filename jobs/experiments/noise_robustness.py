@@ -22,11 +22,14 @@ from jobs.experiments.inputs import Inputs
 from jobs.experiments.report import SEED, grouped, markdown_table, relative_gain, seeds_line
 from jobs.sweep.config import SweepConfig
 from jobs.sweep.results import TrialRow
+from jobs.sweep.space import ARM
 
 NAME = "noise-robustness"
 CLAIM = "NR beats BCE, more so as annotation noise grows (paper: +5.7% AUC at 50 px)"
 NOISE, LOSS = "label_noise", "loss.kind"
 LOSSES = ("bce", "nr")
+FRESH = "siamfc-fresh"
+"""The one arm: SiamFC trained from a fresh network."""
 
 
 def sweep_config(cfg: ExperimentConfig, inputs: Inputs) -> SweepConfig:
@@ -37,8 +40,15 @@ def sweep_config(cfg: ExperimentConfig, inputs: Inputs) -> SweepConfig:
         strategy="rss",
         contrastive_weight=0.0,
     )
-    space = {LOSS: list(LOSSES), NOISE: list(cfg.noise_levels), SEED: list(cfg.noise_seeds)}
-    return inputs.sweep(cfg.sweep, tc, space, data=inputs.truth, init="")
+    # one arm: its own init, '' (a fresh network), where a sweep's own init must be a model
+    space = {
+        ARM: [FRESH],
+        LOSS: list(LOSSES),
+        NOISE: list(cfg.noise_levels),
+        SEED: list(cfg.noise_seeds),
+    }
+    arms = {FRESH: {"init": ""}}
+    return inputs.sweep(cfg.sweep, tc, space, data=inputs.truth, init=inputs.bd, arms=arms)
 
 
 def report(rows: list[TrialRow], cfg: ExperimentConfig, uri: str = "") -> tuple[str, Figure]:

@@ -217,12 +217,17 @@ def test_each_experiment_sweeps_what_its_claim_compares_on_its_inputs():
     inputs = Inputs("/clips", "/bd.pt", "/mined", "/truth", "/bench", "got10k", "sqlite:///x")
     noise = noise_robustness.sweep_config(cfg, inputs)
     assert noise.space == {
+        "arm": ["siamfc-fresh"],
         "loss.kind": ["bce", "nr"],
         "label_noise": [0.0, 10.0, 20.0, 30.0, 40.0, 50.0],
         "train.seed": [0],
     }
     # SiamFC from a fresh network, its recipe, the loss alone differing (supplement Sec. D)
-    assert (noise.data, noise.init, noise.tc.loss.noise) == ("/truth", "", 0.0)
+    assert (noise.data, noise.arms, noise.tc.loss.noise) == (
+        "/truth",
+        {"siamfc-fresh": {"init": ""}},
+        0.0,
+    )
     assert (noise.tc.strategy, noise.tc.contrastive_weight) == ("rss", 0.0)
     assert (noise.benchmark, noise.benchmark_format) == ("/bench", "got10k")
     assert (noise.searcher, noise.scheduler, noise.register) == ("grid", "fifo", False)
