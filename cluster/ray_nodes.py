@@ -29,6 +29,11 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+STATE_API_ENV = "RAY_API_SERVER_ADDRESS"
+"""Ray's variable naming the dashboard its state API asks (as jobs.runtime sets it for a
+local cluster; cluster may not import jobs)."""
+
+
 class RayClusterError(Exception):
     """The Ray cluster of a job could not be formed."""
 
@@ -88,8 +93,6 @@ def start_node(
 ) -> tuple[subprocess.Popen, str]:
     """Start this node's Ray (the head when `head_address` is None); returns the process
     and the cluster address."""
-    from jobs.runtime import STATE_API_ENV  # imports ray: only where a node starts
-
     ip = node_ip()
     cmd = [_ray_cli(), "start", "--block", "--disable-usage-stats", "--node-ip-address", ip]
     cmd += ["--num-cpus", str(cpus), "--num-gpus", str(gpus), "--node-name", node_name()]

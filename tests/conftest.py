@@ -31,10 +31,10 @@ def _ray_left_idle(request):
     """After a test on the shared cluster: every CPU free and no placement group left
     (held or still asked for), else a new cluster.
 
-    A test that fails or times out mid-sweep leaves its trials' actors holding the CPUs,
-    and a finished sweep has been seen to leave a trial behind whose trainer still waits
-    for a placement group; every later test's work would then wait behind them forever (a
-    whole CI run was lost so).
+    A test that fails or times out mid-sweep leaves its trials' actors holding the CPUs;
+    every later test's work would then wait behind them forever (a whole CI run was lost
+    so, when the placement groups of stopped trials were never removed: fixed since, see
+    tests/jobs/test_stopped_trials.py).
     """
     yield
     if "ray_local" not in request.fixturenames:
