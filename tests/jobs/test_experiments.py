@@ -202,7 +202,7 @@ def test_both_budget_presets_load():
     small = load_config(ExperimentConfig, PRESETS / "small.yaml")
     full = load_config(ExperimentConfig, PRESETS / "full.yaml")
     assert small.noise_levels == [0, 10, 20, 30, 40, 50] == full.noise_levels
-    assert (small.seeds, small.noise_seeds, small.batch_sizes) == ([0, 1, 2], [0], [4, 8])
+    assert (small.seeds, small.noise_seeds, small.batch_sizes) == ([0, 1, 2], [0, 1], [4, 8])
     assert small.sweep.tc.train.steps == 200 and small.sweep.tc.model.width == 0.25
     assert full.seeds == [0, 1, 2] and full.sweep.tc.train.use_gpu
     # the trials' pools hold two batches at every batch size compared
@@ -220,7 +220,7 @@ def test_each_experiment_sweeps_what_its_claim_compares_on_its_inputs():
         "arm": ["siamfc-fresh"],
         "loss.kind": ["bce", "nr"],
         "label_noise": [0.0, 10.0, 20.0, 30.0, 40.0, 50.0],
-        "train.seed": [0],
+        "train.seed": [0, 1],
     }
     # SiamFC from a fresh network, its recipe, the loss alone differing (supplement Sec. D)
     assert (noise.data, noise.arms, noise.tc.loss.noise) == (
