@@ -37,6 +37,7 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from jobs.runtime import start_local_ray
+from tests.helpers import wait_ray_idle
 
 def loop(config):
     for step in range(200):
@@ -58,14 +59,10 @@ results = tune.Tuner(
     param_space={"x": tune.grid_search([1, 2])},
     run_config=tune.RunConfig(storage_path=sys.argv[1], stop={"training_iteration": 2}),
 ).fit()
-deadline = time.monotonic() + 60
-while True:
-    states = [pg["state"] for pg in ray.util.placement_group_table().values()]
-    held = [state for state in states if state != "REMOVED"]
-    cpus = ray.available_resources().get("CPU", 0)
-    if (not held and cpus == 2) or time.monotonic() > deadline:
-        break
-    time.sleep(1)
+wait_ray_idle(ray, 60)  # the cleaner checks every second: far less without a leak
+states = [pg["state"] for pg in ray.util.placement_group_table().values()]
+held = [state for state in states if state != "REMOVED"]
+cpus = ray.available_resources().get("CPU", 0)
 reports = [result.metrics.get("training_iteration", 0) for result in results]
 print("RESULT", json.dumps({
     "errors": len(results.errors), "reports": reports, "groups": len(states),
